@@ -1,0 +1,1 @@
+//! Host-agnostic core shared by every plugin of the suite.

@@ -1,0 +1,1 @@
+//! header-injection: wiring only.
