@@ -1,1 +1,209 @@
-fn main() {}
+//! `demo-upstream`: a small threaded HTTP/1.1 server that echoes each request as JSON.
+//!
+//! ```text
+//! demo-upstream [--listen 127.0.0.1:8080] [--fail]
+//! ```
+//!
+//! The first line on stdout is the bound address (`127.0.0.1:PORT`), so launchers can pass port 0.
+//! Request headers `x-echo-status: <code>` and `x-echo-header: <name>=<value>` shape the answer;
+//! `GET /__upstream/stats` counts echoed requests, `GET /__upstream/last` shows the last one,
+//! `POST /__upstream/mode` with body `fail` or `ok` switches fail mode (503 to everything),
+//! `POST /__upstream/reset` zeroes the count.
+
+mod echo;
+mod http;
+
+use std::io::{BufReader, BufWriter, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use echo::Upstream;
+use http::{read_request, write_response, ReadError, Response};
+
+/// Connections served at once; more are answered 503 and closed.
+const MAX_CONNECTIONS: usize = 4096;
+/// How long an idle keep-alive connection stays open.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+
+const USAGE: &str = "usage: demo-upstream [--listen 127.0.0.1:8080] [--fail]";
+
+struct Args {
+    listen: String,
+    fail: bool,
+}
+
+fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
+    let mut parsed = Args {
+        listen: "127.0.0.1:8080".into(),
+        fail: false,
+    };
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--listen" => parsed.listen = args.next().ok_or("--listen needs an address")?,
+            "--fail" => parsed.fail = true,
+            "-h" | "--help" => return Err(USAGE.into()),
+            other => return Err(format!("unknown argument `{other}`\n{USAGE}")),
+        }
+    }
+    Ok(parsed)
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args(std::env::args().skip(1)) {
+        Ok(a) => a,
+        Err(msg) => {
+            eprintln!("{msg}");
+            return ExitCode::from(2);
+        }
+    };
+    let listener = match TcpListener::bind(&args.listen) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("demo-upstream: cannot listen on {}: {e}", args.listen);
+            return ExitCode::FAILURE;
+        }
+    };
+    let addr = match listener.local_addr() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("demo-upstream: no local address: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut stdout = std::io::stdout();
+    if writeln!(stdout, "{addr}")
+        .and_then(|()| stdout.flush())
+        .is_err()
+    {
+        // Nobody reads stdout; keep serving anyway.
+    }
+    let upstream = Arc::new(Upstream::new(args.fail));
+    let active = Arc::new(AtomicUsize::new(0));
+    for stream in listener.incoming() {
+        let Ok(stream) = stream else { continue };
+        if active.fetch_add(1, Ordering::SeqCst) >= MAX_CONNECTIONS {
+            active.fetch_sub(1, Ordering::SeqCst);
+            let busy = Response::json(503, &serde_json::json!({"error": "too many connections"}));
+            let _ = write_response(&mut &stream, &busy, false, true);
+            continue;
+        }
+        let upstream = Arc::clone(&upstream);
+        let active_conn = Arc::clone(&active);
+        let spawned = std::thread::Builder::new()
+            .name("conn".into())
+            .spawn(move || {
+                serve(stream, &upstream);
+                active_conn.fetch_sub(1, Ordering::SeqCst);
+            });
+        if spawned.is_err() {
+            active.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+/// Serves requests on one connection until it closes, fails, or asks to close.
+fn serve(stream: TcpStream, upstream: &Upstream) {
+    let _ = stream.set_nodelay(true);
+    let _ = stream.set_read_timeout(Some(IDLE_TIMEOUT));
+    let Ok(read_half) = stream.try_clone() else {
+        return;
+    };
+    let mut reader = BufReader::with_capacity(16 * 1024, read_half);
+    let mut writer = BufWriter::with_capacity(16 * 1024, &stream);
+    loop {
+        let req = match read_request(&mut reader, &mut writer) {
+            Ok(req) => req,
+            Err(ReadError::Closed | ReadError::Io) => return,
+            Err(e) => {
+                let (status, msg) = match e {
+                    ReadError::HeadTooLarge => (431, "request head too large".to_string()),
+                    ReadError::BodyTooLarge => (413, "request body too large".to_string()),
+                    ReadError::Bad(why) => (400, why.to_string()),
+                    ReadError::Closed | ReadError::Io => (400, String::new()),
+                };
+                let resp = Response::json(status, &serde_json::json!({ "error": msg }));
+                let _ = write_response(&mut writer, &resp, false, true);
+                return;
+            }
+        };
+        let resp = upstream.respond(&req);
+        let keep_alive = req.keep_alive();
+        if write_response(&mut writer, &resp, req.method == "HEAD", !keep_alive).is_err()
+            || !keep_alive
+        {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+
+    fn start() -> std::net::SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let upstream = Arc::new(Upstream::new(false));
+        std::thread::spawn(move || {
+            for stream in listener.incoming().take(8) {
+                let upstream = Arc::clone(&upstream);
+                std::thread::spawn(move || serve(stream.unwrap(), &upstream));
+            }
+        });
+        addr
+    }
+
+    fn exchange(addr: std::net::SocketAddr, raw: &[u8]) -> String {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.write_all(raw).unwrap();
+        let mut out = Vec::new();
+        s.read_to_end(&mut out).unwrap();
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    #[test]
+    fn serves_keep_alive_requests_over_tcp() {
+        let addr = start();
+        let out = exchange(
+            addr,
+            b"GET /a HTTP/1.1\r\nhost: x\r\n\r\nPOST /b HTTP/1.1\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n2\r\nhi\r\n0\r\n\r\n",
+        );
+        assert_eq!(out.matches("HTTP/1.1 200 OK").count(), 2, "{out}");
+        assert!(
+            out.contains(r#""path":"/b""#) && out.contains(r#""body":"hi""#),
+            "{out}"
+        );
+        assert!(out.contains("connection: close"), "{out}");
+    }
+
+    #[test]
+    fn bad_request_gets_400_and_server_keeps_running() {
+        let addr = start();
+        let out = exchange(addr, b"NOT HTTP\r\n\r\n");
+        assert!(out.starts_with("HTTP/1.1 400"), "{out}");
+        let out = exchange(
+            addr,
+            b"GET /__upstream/stats HTTP/1.1\r\nconnection: close\r\n\r\n",
+        );
+        assert!(out.contains(r#""requests":0"#), "{out}");
+    }
+
+    #[test]
+    fn parses_arguments() {
+        let a = parse_args(
+            ["--listen", "127.0.0.1:0", "--fail"]
+                .map(String::from)
+                .into_iter(),
+        )
+        .unwrap();
+        assert_eq!((a.listen.as_str(), a.fail), ("127.0.0.1:0", true));
+        assert!(parse_args(["--bogus".to_string()].into_iter()).is_err());
+        assert!(parse_args(["--listen".to_string()].into_iter()).is_err());
+    }
+}
