@@ -1,1 +1,56 @@
-fn main() {}
+//! `cargo xtask <command>`: the commands the README names, runnable the same way by developers
+//! and CI.
+//!
+//! - `dist`: build every plugin for `wasm32-wasip1` into `dist/<plugin>.wasm` + `dist/SHA256SUMS`.
+//! - `test`: install what is missing, then fmt, clippy (host + wasm), dist, and `cargo test`.
+//! - `demo [--once]`: a real Envoy with the plugins in front of the echo upstream, with a walkthrough.
+//! - `bench [--rounds N] [--duration S] [--connections C]`: Envoy with plugins vs plain Envoy.
+
+mod bench;
+mod demo;
+mod dist;
+mod exec;
+mod test;
+mod tools;
+mod workspace;
+
+use std::process::ExitCode;
+
+const USAGE: &str = "\
+usage: cargo xtask <command>
+
+commands:
+  dist                 build every plugin to dist/<plugin>.wasm and write dist/SHA256SUMS
+  test                 install missing tools, then fmt, clippy (host + wasm32-wasip1), dist, cargo test
+  demo [--once]        start Envoy with the plugins in front of the echo upstream and walk through
+                       each plugin with real requests; --once checks every step and exits
+  bench [options]      throughput/latency of Envoy with each plugin vs plain Envoy, same run
+                       (--rounds N, --duration SECS, --connections C, --threads T, --write-docs false)
+";
+
+fn main() -> ExitCode {
+    let mut args = std::env::args().skip(1);
+    let cmd = args.next().unwrap_or_default();
+    let rest: Vec<String> = args.collect();
+    let result = match cmd.as_str() {
+        "dist" => dist::run().map(|_| ()),
+        "test" => test::run(),
+        "demo" => demo::run(&rest),
+        "bench" => bench::run(&rest),
+        "-h" | "--help" | "help" => {
+            print!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        other => {
+            eprint!("unknown command `{other}`\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("\nxtask {cmd}: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

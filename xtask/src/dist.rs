@@ -1,0 +1,69 @@
+//! `cargo xtask dist`: every plugin built for wasm32-wasip1 into `dist/`, with `SHA256SUMS`.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use sha2::{Digest, Sha256};
+
+use crate::tools::WASM_TARGET;
+use crate::{exec, tools, workspace};
+
+/// Builds the plugins and returns the written `.wasm` paths.
+pub fn run() -> Result<Vec<PathBuf>> {
+    tools::ensure_wasm_target()?;
+    let meta = workspace::metadata()?;
+    if meta.plugins.is_empty() {
+        bail!("no plugin packages (cdylib crates under plugins/) found");
+    }
+    let names: Vec<&str> = meta.plugins.iter().map(|p| p.name.as_str()).collect();
+    println!("plugins: {}", names.join(", "));
+    let mut build = exec::cargo();
+    build.args(["build", "--release", "--target", WASM_TARGET]);
+    for p in &meta.plugins {
+        build.args(["-p", &p.name]);
+    }
+    exec::run(&mut build)?;
+
+    let dist = workspace::dist_dir();
+    std::fs::create_dir_all(&dist).with_context(|| format!("cannot create {}", dist.display()))?;
+    // Start from a clean slate so SHA256SUMS lists exactly what this build produced.
+    for entry in std::fs::read_dir(&dist)?.flatten() {
+        let path = entry.path();
+        let stale = path.extension().is_some_and(|e| e == "wasm")
+            || path.file_name().is_some_and(|n| n == "SHA256SUMS");
+        if stale {
+            std::fs::remove_file(&path)
+                .with_context(|| format!("cannot remove {}", path.display()))?;
+        }
+    }
+    let out_dir = meta.target_dir.join(WASM_TARGET).join("release");
+    let mut sums = String::new();
+    let mut written = Vec::new();
+    for p in &meta.plugins {
+        let built = out_dir.join(format!("{}.wasm", p.lib_name));
+        let file_name = format!("{}.wasm", p.name);
+        let dest = dist.join(&file_name);
+        let bytes =
+            std::fs::read(&built).with_context(|| format!("cannot read {}", built.display()))?;
+        std::fs::write(&dest, &bytes)
+            .with_context(|| format!("cannot write {}", dest.display()))?;
+        let digest = Sha256::digest(&bytes);
+        let hex = digest.iter().fold(String::new(), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        });
+        let _ = writeln!(sums, "{hex}  {file_name}");
+        println!(
+            "dist/{file_name:<28} {:>9} bytes ({:.1} KiB)",
+            bytes.len(),
+            bytes.len() as f64 / 1024.0
+        );
+        written.push(dest);
+    }
+    let sums_path = dist.join("SHA256SUMS");
+    std::fs::write(&sums_path, sums)
+        .with_context(|| format!("cannot write {}", sums_path.display()))?;
+    println!("dist/SHA256SUMS (check with: cd dist && sha256sum -c SHA256SUMS)");
+    Ok(written)
+}
