@@ -1,0 +1,36 @@
+//! `proxy_get_current_time_nanoseconds`, `proxy_set_tick_period_milliseconds`.
+//!
+//! Both read/write the harness's virtual clock; both always return Ok (bad pointer traps).
+//! A period of 0 stops ticks. Ticks fire from [`crate::Harness::advance_clock`].
+
+use super::{ok, GetState};
+use crate::memory;
+use wasmtime::{Caller, Linker};
+
+pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: GetState<T>) -> wasmtime::Result<()> {
+    linker.func_wrap(
+        "env",
+        "proxy_get_current_time_nanoseconds",
+        move |mut caller: Caller<'_, T>, ptr: i32| -> wasmtime::Result<i32> {
+            let now = get(caller.data_mut()).world().clock_ns;
+            memory::write_u64(&mut caller, "proxy_get_current_time_nanoseconds", ptr, now)?;
+            ok()
+        },
+    )?;
+    linker.func_wrap(
+        "env",
+        "proxy_set_tick_period_milliseconds",
+        move |mut caller: Caller<'_, T>, period: i32| -> wasmtime::Result<i32> {
+            let state = get(caller.data_mut());
+            let period = period as u32;
+            let now = state.world().clock_ns;
+            state.tick_period_ms = period;
+            state.next_tick_ns = match period {
+                0 => None,
+                ms => Some(now + u64::from(ms) * 1_000_000),
+            };
+            ok()
+        },
+    )?;
+    Ok(())
+}

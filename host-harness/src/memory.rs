@@ -1,0 +1,118 @@
+//! Bounds-checked access to guest linear memory.
+//!
+//! Every guest pointer goes through here: a pointer/length pair outside memory is a
+//! [`HostTrap::OutOfBounds`], never a status code. Values handed back to the guest are copied
+//! into memory the guest allocates with its `proxy_on_memory_allocate` (or `malloc`) export.
+
+use crate::error::HostTrap;
+use wasmtime::{Caller, Extern, Memory};
+
+fn memory<T>(caller: &mut Caller<'_, T>) -> Result<Memory, HostTrap> {
+    match caller.get_export("memory") {
+        Some(Extern::Memory(m)) => Ok(m),
+        _ => Err(HostTrap::MissingExport("memory")),
+    }
+}
+
+/// Copies `len` bytes at `ptr` out of the guest.
+pub(crate) fn read<T>(
+    caller: &mut Caller<'_, T>,
+    call: &'static str,
+    ptr: i32,
+    len: i32,
+) -> Result<Vec<u8>, HostTrap> {
+    let (p, l) = (ptr as u32, len as u32);
+    let mem = memory(caller)?;
+    let data = mem.data(&*caller);
+    let start = p as usize;
+    let end = start.checked_add(l as usize);
+    match end.and_then(|end| data.get(start..end)) {
+        Some(bytes) => Ok(bytes.to_vec()),
+        None => Err(HostTrap::OutOfBounds {
+            call,
+            ptr: p,
+            len: l,
+        }),
+    }
+}
+
+/// Copies `bytes` into the guest at `ptr`.
+pub(crate) fn write<T>(
+    caller: &mut Caller<'_, T>,
+    call: &'static str,
+    ptr: i32,
+    bytes: &[u8],
+) -> Result<(), HostTrap> {
+    let mem = memory(caller)?;
+    let data = mem.data_mut(&mut *caller);
+    let start = ptr as u32 as usize;
+    let oob = HostTrap::OutOfBounds {
+        call,
+        ptr: ptr as u32,
+        len: bytes.len() as u32,
+    };
+    let end = start.checked_add(bytes.len()).ok_or_else(|| oob_clone(&oob))?;
+    match data.get_mut(start..end) {
+        Some(slot) => {
+            slot.copy_from_slice(bytes);
+            Ok(())
+        }
+        None => Err(oob),
+    }
+}
+
+fn oob_clone(e: &HostTrap) -> HostTrap {
+    match e {
+        HostTrap::OutOfBounds { call, ptr, len } => HostTrap::OutOfBounds {
+            call,
+            ptr: *ptr,
+            len: *len,
+        },
+        _ => HostTrap::MissingExport("memory"),
+    }
+}
+
+/// Writes a little-endian u32 at `ptr`.
+pub(crate) fn write_u32<T>(
+    caller: &mut Caller<'_, T>,
+    call: &'static str,
+    ptr: i32,
+    value: u32,
+) -> Result<(), HostTrap> {
+    write(caller, call, ptr, &value.to_le_bytes())
+}
+
+/// Writes a little-endian u64 at `ptr`.
+pub(crate) fn write_u64<T>(
+    caller: &mut Caller<'_, T>,
+    call: &'static str,
+    ptr: i32,
+    value: u64,
+) -> Result<(), HostTrap> {
+    write(caller, call, ptr, &value.to_le_bytes())
+}
+
+/// Hands `bytes` to the guest as Envoy does: allocate in the guest, copy, then write the pointer
+/// to `ptr_ptr` and the size to `size_ptr`. Empty data is a null pointer with size 0.
+pub(crate) fn return_bytes<T>(
+    caller: &mut Caller<'_, T>,
+    call: &'static str,
+    bytes: &[u8],
+    ptr_ptr: i32,
+    size_ptr: i32,
+) -> wasmtime::Result<()> {
+    let mut addr = 0u32;
+    if !bytes.is_empty() {
+        let alloc = caller
+            .get_export("proxy_on_memory_allocate")
+            .or_else(|| caller.get_export("malloc"))
+            .and_then(Extern::into_func)
+            .ok_or(HostTrap::MissingExport("proxy_on_memory_allocate"))?;
+        let alloc = alloc.typed::<i32, i32>(&*caller)?;
+        addr = alloc.call(&mut *caller, bytes.len() as i32)? as u32;
+        write(caller, call, addr as i32, bytes)?;
+    }
+    write_u32(caller, call, ptr_ptr, addr)?;
+    write_u32(caller, call, size_ptr, bytes.len() as u32)?;
+    Ok(())
+}

@@ -1,0 +1,129 @@
+//! Host state: [`HostState`] lives in each VM's `Store`, [`World`] is shared by all workers of
+//! one harness behind an `Arc<Mutex<_>>` (never in statics, so tests run in parallel).
+
+use crate::profile::{Phase, Profile};
+use crate::types::{Headers, LocalResponse, LogEntry, LogLevel, StreamEvent};
+use crate::Status;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// A foreign function the guest can call with `proxy_call_foreign_function`.
+pub type ForeignFunction = Arc<dyn Fn(&[u8]) -> Result<Vec<u8>, Status> + Send + Sync>;
+
+/// Fixed settings of a harness, shared by all VMs.
+#[derive(Clone)]
+pub struct HostConfig {
+    pub(crate) profile: Profile,
+    pub(crate) kong_shm_kv: bool,
+    pub(crate) clusters: BTreeSet<String>,
+    pub(crate) filter_name: String,
+    pub(crate) vm_id: String,
+    pub(crate) root_id: String,
+    pub(crate) log_level: LogLevel,
+    pub(crate) env: Vec<(String, String)>,
+    pub(crate) vm_configuration: Vec<u8>,
+    pub(crate) plugin_configuration: Vec<u8>,
+}
+
+/// State shared by every worker of a harness.
+pub(crate) struct World {
+    pub(crate) clock_ns: u64,
+    pub(crate) rng: u64,
+    pub(crate) shared: crate::host::shared_data::SharedData,
+    pub(crate) queues: crate::host::queues::Queues,
+    pub(crate) metrics: crate::host::metrics::Metrics,
+    pub(crate) logs: Vec<LogEntry>,
+    pub(crate) callouts: crate::host::callouts::Callouts,
+    pub(crate) properties: BTreeMap<Vec<u8>, Vec<u8>>,
+    pub(crate) foreign: HashMap<String, ForeignFunction>,
+}
+
+pub(crate) type SharedWorld = Arc<Mutex<World>>;
+
+pub(crate) fn lock(world: &SharedWorld) -> MutexGuard<'_, World> {
+    world.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Per-stream state the host keeps for one HTTP context.
+#[derive(Default)]
+pub(crate) struct StreamState {
+    pub(crate) request_headers: Option<Headers>,
+    pub(crate) request_trailers: Option<Headers>,
+    pub(crate) response_headers: Option<Headers>,
+    pub(crate) response_trailers: Option<Headers>,
+    /// Body bytes currently offered to the filter (buffered while it pauses).
+    pub(crate) request_body: Vec<u8>,
+    pub(crate) response_body: Vec<u8>,
+    /// Body bytes the filter let through.
+    pub(crate) forwarded_request_body: Vec<u8>,
+    pub(crate) forwarded_response_body: Vec<u8>,
+    pub(crate) request_body_paused: bool,
+    pub(crate) response_body_paused: bool,
+    pub(crate) local_response: Option<LocalResponse>,
+    pub(crate) local_response_pending: bool,
+    pub(crate) properties: BTreeMap<Vec<u8>, Vec<u8>>,
+    pub(crate) events: Vec<StreamEvent>,
+}
+
+/// What a `Store` holds: one VM's view of the host.
+pub struct HostState {
+    pub(crate) world: SharedWorld,
+    pub(crate) config: Arc<HostConfig>,
+    pub(crate) worker: usize,
+    pub(crate) root_context_id: u32,
+    /// Context the host called into; `proxy_set_effective_context` changes it.
+    pub(crate) context_id: u32,
+    pub(crate) phase: Phase,
+    pub(crate) streams: HashMap<u32, StreamState>,
+    pub(crate) tick_period_ms: u32,
+    pub(crate) next_tick_ns: Option<u64>,
+    pub(crate) next_token: u32,
+    /// Response being delivered by `proxy_on_http_call_response`.
+    pub(crate) callout_response: Option<crate::host::callouts::CalloutResponse>,
+    pub(crate) root_done: bool,
+    /// Unfinished stdout / stderr lines.
+    pub(crate) output_lines: [Vec<u8>; 2],
+}
+
+impl HostState {
+    pub(crate) fn new(world: SharedWorld, config: Arc<HostConfig>, worker: usize) -> HostState {
+        HostState {
+            world,
+            config,
+            worker,
+            root_context_id: 1,
+            context_id: 1,
+            phase: Phase::Root,
+            streams: HashMap::new(),
+            tick_period_ms: 0,
+            next_tick_ns: None,
+            next_token: 1,
+            callout_response: None,
+            root_done: false,
+            output_lines: [Vec::new(), Vec::new()],
+        }
+    }
+
+    pub(crate) fn world(&self) -> MutexGuard<'_, World> {
+        lock(&self.world)
+    }
+
+    pub(crate) fn profile(&self) -> Profile {
+        self.config.profile
+    }
+
+    /// The stream the current context refers to, if it is a stream.
+    pub(crate) fn stream(&mut self) -> Option<&mut StreamState> {
+        self.streams.get_mut(&self.context_id)
+    }
+
+    pub(crate) fn log(&self, level: LogLevel, message: String) {
+        let entry = LogEntry {
+            worker: self.worker,
+            context_id: self.context_id,
+            level,
+            message,
+        };
+        self.world().logs.push(entry);
+    }
+}

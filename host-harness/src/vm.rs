@@ -1,0 +1,166 @@
+//! One VM (worker): a wasmtime `Store<HostState>` and its `Instance`.
+
+use crate::error::HarnessError;
+use crate::profile::Phase;
+use crate::state::HostState;
+use crate::LogLevel;
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
+use wasmtime::{Config, Engine, Instance, Linker, Module, OptLevel, Store, Val};
+
+/// Compiled modules are immutable: one engine and a compile cache per test process keep
+/// parallel tests from recompiling the same plugin. No host state lives here.
+fn engine() -> &'static Engine {
+    static ENGINE: OnceLock<Engine> = OnceLock::new();
+    ENGINE.get_or_init(|| {
+        let mut config = Config::new();
+        config.cranelift_opt_level(OptLevel::None);
+        Engine::new(&config).unwrap_or_else(|_| Engine::default())
+    })
+}
+
+pub(crate) fn compile(bytes: &[u8]) -> Result<Module, HarnessError> {
+    static CACHE: OnceLock<Mutex<HashMap<Vec<u8>, Module>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    if let Some(m) = cache
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(bytes)
+    {
+        return Ok(m.clone());
+    }
+    let module = Module::new(engine(), bytes).map_err(|e| HarnessError::Compile(format!("{e:?}")))?;
+    check_abi(&module)?;
+    cache
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(bytes.to_vec(), module.clone());
+    Ok(module)
+}
+
+fn check_abi(module: &Module) -> Result<(), HarnessError> {
+    let markers: Vec<String> = module
+        .exports()
+        .map(|e| e.name().to_string())
+        .filter(|n| n.starts_with("proxy_abi_version_"))
+        .collect();
+    if markers.iter().any(|m| m == "proxy_abi_version_0_2_1") {
+        return Ok(());
+    }
+    Err(HarnessError::UnsupportedAbi {
+        found: if markers.is_empty() {
+            "no proxy_abi_version_* export".into()
+        } else {
+            markers.join(", ")
+        },
+    })
+}
+
+pub(crate) struct Vm {
+    pub(crate) store: Store<HostState>,
+    instance: Instance,
+    pub(crate) failed: Option<String>,
+    pub(crate) next_context_id: u32,
+    pub(crate) started: bool,
+}
+
+impl Vm {
+    /// Links, checks imports (naming the first unknown one), instantiates and runs
+    /// `_initialize` (or `_start`), then creates the root context.
+    pub(crate) fn new(module: &Module, state: HostState) -> Result<Vm, HarnessError> {
+        let mut linker: Linker<HostState> = Linker::new(engine());
+        crate::host::add_to_linker(&mut linker, |s| s).map_err(|e| HarnessError::Instantiate(format!("{e:?}")))?;
+        let mut store = Store::new(engine(), state);
+        for import in module.imports() {
+            if linker.get(&mut store, import.module(), import.name()).is_err() {
+                return Err(HarnessError::UnknownImport {
+                    module: import.module().to_string(),
+                    name: import.name().to_string(),
+                });
+            }
+        }
+        let instance = linker
+            .instantiate(&mut store, module)
+            .map_err(|e| HarnessError::Instantiate(format!("{e:?}")))?;
+        let mut vm = Vm {
+            store,
+            instance,
+            failed: None,
+            next_context_id: 2,
+            started: false,
+        };
+        let init = if vm.instance.get_func(&mut vm.store, "_initialize").is_some() {
+            "_initialize"
+        } else {
+            "_start"
+        };
+        vm.call(init, 0, Phase::Root, &[])?;
+        let root = vm.store.data().root_context_id;
+        vm.call(
+            "proxy_on_context_create",
+            root,
+            Phase::Root,
+            &[Val::I32(root as i32), Val::I32(0)],
+        )?;
+        Ok(vm)
+    }
+
+    pub(crate) fn state(&mut self) -> &mut HostState {
+        self.store.data_mut()
+    }
+
+    /// Calls an export with the host's current context set to `context`. A missing export is
+    /// a no-op returning None (as Envoy treats absent callbacks). A trap kills the VM.
+    pub(crate) fn call(
+        &mut self,
+        name: &str,
+        context: u32,
+        phase: Phase,
+        args: &[Val],
+    ) -> Result<Option<i32>, HarnessError> {
+        let worker = self.store.data().worker;
+        if let Some(message) = &self.failed {
+            return Err(HarnessError::VmFailed {
+                worker,
+                message: message.clone(),
+            });
+        }
+        let Some(func) = self.instance.get_func(&mut self.store, name) else {
+            return Ok(None);
+        };
+        {
+            let state = self.store.data_mut();
+            state.context_id = context;
+            state.phase = phase;
+        }
+        let ty = func.ty(&self.store);
+        let mut results: Vec<Val> = ty.results().map(|_| Val::I32(0)).collect();
+        let outcome = func.call(&mut self.store, args, &mut results);
+        self.store.data_mut().phase = Phase::Root;
+        match outcome {
+            Ok(()) => Ok(results.first().and_then(Val::i32)),
+            Err(source) => {
+                let critical = {
+                    let state = self.store.data();
+                    let world = state.world();
+                    world
+                        .logs
+                        .iter()
+                        .rev()
+                        .find(|l| l.worker == worker && l.level == LogLevel::Critical)
+                        .map(|l| l.message.clone())
+                };
+                let mut message = format!("{source:#}");
+                if let Some(panic) = critical {
+                    message = format!("{message} (guest critical log: {panic})");
+                }
+                self.failed = Some(message.clone());
+                Err(HarnessError::Trap {
+                    callback: name.to_string(),
+                    message,
+                    error: source,
+                })
+            }
+        }
+    }
+}
