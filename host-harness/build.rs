@@ -29,7 +29,8 @@ fn build_guest() -> Result<PathBuf, String> {
     if std::env::var_os("HOST_HARNESS_SKIP_GUEST").is_some() {
         return Err("HOST_HARNESS_SKIP_GUEST is set".into());
     }
-    let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").map_err(|e| e.to_string())?);
+    let manifest_dir =
+        PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").map_err(|e| e.to_string())?);
     let workspace = manifest_dir
         .parent()
         .ok_or("host-harness has no parent directory")?
@@ -67,11 +68,16 @@ fn build_guest() -> Result<PathBuf, String> {
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         if stderr.contains("wasm32-wasip1") && stderr.contains("target may not be installed") {
-            return Err("the wasm32-wasip1 target is missing: run `rustup target add wasm32-wasip1`".into());
+            return Err(
+                "the wasm32-wasip1 target is missing: run `rustup target add wasm32-wasip1`".into(),
+            );
         }
         let tail: Vec<&str> = stderr.lines().rev().take(15).collect();
         let tail: Vec<&str> = tail.into_iter().rev().collect();
-        return Err(format!("cargo build of abi-probe failed: {}", tail.join(" | ")));
+        return Err(format!(
+            "cargo build of abi-probe failed: {}",
+            tail.join(" | ")
+        ));
     }
     let wasm = target_dir.join("wasm32-wasip1/release/abi_probe.wasm");
     if !wasm.exists() {

@@ -108,7 +108,10 @@ mod tests {
 
     #[test]
     fn property_paths_join_with_nul() {
-        assert_eq!(property_key(&["source", "address"]), b"source\0address".to_vec());
+        assert_eq!(
+            property_key(&["source", "address"]),
+            b"source\0address".to_vec()
+        );
         assert_eq!(property_segments(b"a\0b"), vec!["a", "b"]);
     }
 }

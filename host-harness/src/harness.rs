@@ -75,7 +75,10 @@ impl HarnessBuilder {
     }
     /// Envoy: clusters `proxy_http_call` accepts (default `["upstream"]`).
     pub fn clusters<I: IntoIterator<Item = S>, S: Into<String>>(mut self, clusters: I) -> Self {
-        self.config.clusters = clusters.into_iter().map(Into::into).collect::<BTreeSet<_>>();
+        self.config.clusters = clusters
+            .into_iter()
+            .map(Into::into)
+            .collect::<BTreeSet<_>>();
         self
     }
     /// Kong: whether a `shm_kv` zone is configured (default true); without it shared data traps.
@@ -359,7 +362,11 @@ impl Harness {
 
     /// Whether any log line contains `text`.
     pub fn logged(&self, text: &str) -> bool {
-        self.inner.world().logs.iter().any(|l| l.message.contains(text))
+        self.inner
+            .world()
+            .logs
+            .iter()
+            .any(|l| l.message.contains(text))
     }
 
     /// Forgets the logs.
@@ -508,11 +515,7 @@ impl Harness {
     }
 
     /// Answers a callout: `on_http_call_response` runs with its headers, body and trailers.
-    pub fn respond_callout(
-        &self,
-        id: u64,
-        response: CalloutResponse,
-    ) -> Result<(), HarnessError> {
+    pub fn respond_callout(&self, id: u64, response: CalloutResponse) -> Result<(), HarnessError> {
         self.inner.deliver_callout(id, Some(response))
     }
 

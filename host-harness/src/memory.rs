@@ -51,7 +51,9 @@ pub(crate) fn write<T>(
         ptr: ptr as u32,
         len: bytes.len() as u32,
     };
-    let end = start.checked_add(bytes.len()).ok_or_else(|| oob_clone(&oob))?;
+    let end = start
+        .checked_add(bytes.len())
+        .ok_or_else(|| oob_clone(&oob))?;
     match data.get_mut(start..end) {
         Some(slot) => {
             slot.copy_from_slice(bytes);

@@ -41,7 +41,9 @@ pub(crate) struct World {
 pub(crate) type SharedWorld = Arc<Mutex<World>>;
 
 pub(crate) fn lock(world: &SharedWorld) -> MutexGuard<'_, World> {
-    world.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    world
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Per-stream state the host keeps for one HTTP context.

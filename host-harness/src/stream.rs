@@ -59,7 +59,11 @@ pub(crate) fn replay_local_response(
         "proxy_on_response_headers",
         ctx,
         Phase::ResponseHeaders,
-        &[Val::I32(ctx as i32), Val::I32(n as i32), Val::I32(eos as i32)],
+        &[
+            Val::I32(ctx as i32),
+            Val::I32(n as i32),
+            Val::I32(eos as i32),
+        ],
     )?;
     if !local.body.is_empty() {
         let len = local.body.len();
@@ -80,7 +84,10 @@ pub(crate) fn replay_local_response(
                 .find(|(n, _)| n == ":status")
                 .and_then(|(_, v)| std::str::from_utf8(v).ok()?.parse().ok())
                 .unwrap_or(lr.status);
-            lr.headers = headers.into_iter().filter(|(n, _)| n != ":status").collect();
+            lr.headers = headers
+                .into_iter()
+                .filter(|(n, _)| n != ":status")
+                .collect();
             lr.body = stream.forwarded_response_body.clone();
         }
     }
@@ -205,7 +212,11 @@ impl HttpStream {
         self.drive(
             "proxy_on_request_headers",
             Phase::RequestHeaders,
-            &[Val::I32(self.id as i32), Val::I32(n as i32), Val::I32(eos as i32)],
+            &[
+                Val::I32(self.id as i32),
+                Val::I32(n as i32),
+                Val::I32(eos as i32),
+            ],
         )
     }
 
@@ -266,7 +277,11 @@ impl HttpStream {
         self.drive(
             "proxy_on_response_headers",
             Phase::ResponseHeaders,
-            &[Val::I32(self.id as i32), Val::I32(n as i32), Val::I32(eos as i32)],
+            &[
+                Val::I32(self.id as i32),
+                Val::I32(n as i32),
+                Val::I32(eos as i32),
+            ],
         )
     }
 
@@ -322,14 +337,24 @@ impl HttpStream {
     /// `on_done`; returns the guest's answer.
     pub fn done(&mut self) -> Result<bool, HarnessError> {
         let mut vm = self.inner.vm(self.worker)?;
-        let r = vm.call("proxy_on_done", self.id, Phase::Done, &[Val::I32(self.id as i32)])?;
+        let r = vm.call(
+            "proxy_on_done",
+            self.id,
+            Phase::Done,
+            &[Val::I32(self.id as i32)],
+        )?;
         Ok(r != Some(0))
     }
 
     /// `on_delete`; the stream's host state is dropped afterwards.
     pub fn delete(&mut self) -> Result<(), HarnessError> {
         let mut vm = self.inner.vm(self.worker)?;
-        vm.call("proxy_on_delete", self.id, Phase::Done, &[Val::I32(self.id as i32)])?;
+        vm.call(
+            "proxy_on_delete",
+            self.id,
+            Phase::Done,
+            &[Val::I32(self.id as i32)],
+        )?;
         vm.state().streams.remove(&self.id);
         Ok(())
     }
@@ -440,7 +465,10 @@ impl HttpStream {
 
 fn first(headers: &Headers, name: &str) -> Option<Vec<u8>> {
     let name = name.to_ascii_lowercase();
-    headers.iter().find(|(n, _)| *n == name).map(|(_, v)| v.clone())
+    headers
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, v)| v.clone())
 }
 
 fn all(headers: &Headers, name: &str) -> Vec<Vec<u8>> {

@@ -21,21 +21,66 @@ fn engine() -> &'static Engine {
 
 pub(crate) fn compile(bytes: &[u8]) -> Result<Module, HarnessError> {
     static CACHE: OnceLock<Mutex<HashMap<Vec<u8>, Module>>> = OnceLock::new();
-    let cache = CACHE.get_or_init(Default::default);
-    if let Some(m) = cache
+    // Held while compiling: parallel tests loading the same plugin wait for one compilation.
+    let mut cache = CACHE
+        .get_or_init(Default::default)
         .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .get(bytes)
-    {
+        .unwrap_or_else(|p| p.into_inner());
+    if let Some(m) = cache.get(bytes) {
         return Ok(m.clone());
     }
-    let module = Module::new(engine(), bytes).map_err(|e| HarnessError::Compile(format!("{e:?}")))?;
+    let module = match load_cached(bytes) {
+        Some(m) => m,
+        None => {
+            let m = Module::new(engine(), bytes)
+                .map_err(|e| HarnessError::Compile(format!("{e:?}")))?;
+            store_cached(bytes, &m);
+            m
+        }
+    };
     check_abi(&module)?;
-    cache
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .insert(bytes.to_vec(), module.clone());
+    cache.insert(bytes.to_vec(), module.clone());
     Ok(module)
+}
+
+/// Compiling with a debug-built cranelift takes seconds, so compiled modules are also kept on
+/// disk under `<target>/guest/module-cache`, keyed by a hash of the bytes and the wasmtime
+/// version. Any failure to read or write the cache just means compiling again.
+fn cache_path(bytes: &[u8]) -> Option<std::path::PathBuf> {
+    use std::hash::{Hash, Hasher};
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| concat!(env!("CARGO_MANIFEST_DIR"), "/../target").into());
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    bytes.hash(&mut hasher);
+    let name = format!("{:016x}-{}.cwasm", hasher.finish(), bytes.len());
+    target
+        .is_dir()
+        .then(|| target.join("guest/module-cache").join(name))
+}
+
+fn load_cached(bytes: &[u8]) -> Option<Module> {
+    let path = cache_path(bytes)?;
+    if !path.is_file() {
+        return None;
+    }
+    // SAFETY: the file was written by `store_cached` with `Module::serialize` of this engine
+    // configuration; wasmtime checks its version and configuration header before use.
+    unsafe { Module::deserialize_file(engine(), &path) }.ok()
+}
+
+fn store_cached(bytes: &[u8], module: &Module) {
+    let (Some(path), Ok(data)) = (cache_path(bytes), module.serialize()) else {
+        return;
+    };
+    let Some(dir) = path.parent() else { return };
+    if std::fs::create_dir_all(dir).is_err() {
+        return;
+    }
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    if std::fs::write(&tmp, data).is_ok() {
+        let _ = std::fs::rename(&tmp, &path);
+    }
 }
 
 fn check_abi(module: &Module) -> Result<(), HarnessError> {
@@ -69,10 +114,14 @@ impl Vm {
     /// `_initialize` (or `_start`), then creates the root context.
     pub(crate) fn new(module: &Module, state: HostState) -> Result<Vm, HarnessError> {
         let mut linker: Linker<HostState> = Linker::new(engine());
-        crate::host::add_to_linker(&mut linker, |s| s).map_err(|e| HarnessError::Instantiate(format!("{e:?}")))?;
+        crate::host::add_to_linker(&mut linker, |s| s)
+            .map_err(|e| HarnessError::Instantiate(format!("{e:?}")))?;
         let mut store = Store::new(engine(), state);
         for import in module.imports() {
-            if linker.get(&mut store, import.module(), import.name()).is_err() {
+            if linker
+                .get(&mut store, import.module(), import.name())
+                .is_err()
+            {
                 return Err(HarnessError::UnknownImport {
                     module: import.module().to_string(),
                     name: import.name().to_string(),

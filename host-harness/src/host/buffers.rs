@@ -67,7 +67,8 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: GetState<T>) -> wa
               start: i32,
               max: i32,
               ptr_ptr: i32,
-              size_ptr: i32| -> wasmtime::Result<i32> {
+              size_ptr: i32|
+              -> wasmtime::Result<i32> {
             let (start, max) = (start as u32 as usize, max as u32 as usize);
             let data = match read_buffer(get(caller.data_mut()), buffer) {
                 Ok(d) => d,
@@ -78,14 +79,26 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: GetState<T>) -> wa
             };
             let end = end.min(data.len());
             let slice = data.get(start.min(end)..end).unwrap_or(&[]);
-            memory::return_bytes(&mut caller, "proxy_get_buffer_bytes", slice, ptr_ptr, size_ptr)?;
+            memory::return_bytes(
+                &mut caller,
+                "proxy_get_buffer_bytes",
+                slice,
+                ptr_ptr,
+                size_ptr,
+            )?;
             ok()
         },
     )?;
     linker.func_wrap(
         "env",
         "proxy_set_buffer_bytes",
-        move |mut caller: Caller<'_, T>, buffer: i32, start: i32, size: i32, ptr: i32, len: i32| -> wasmtime::Result<i32> {
+        move |mut caller: Caller<'_, T>,
+              buffer: i32,
+              start: i32,
+              size: i32,
+              ptr: i32,
+              len: i32|
+              -> wasmtime::Result<i32> {
             let data = memory::read(&mut caller, "proxy_set_buffer_bytes", ptr, len)?;
             match body_mut(get(caller.data_mut()), buffer) {
                 Ok(body) => status(copy_from(

@@ -137,10 +137,11 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: GetState<T>) -> wa
               tp: i32,
               tl: i32,
               timeout: i32,
-              token_ptr: i32| -> wasmtime::Result<i32> {
+              token_ptr: i32|
+              -> wasmtime::Result<i32> {
             let call = "proxy_http_call";
-            let upstream = String::from_utf8_lossy(&memory::read(&mut caller, call, up, ul)?)
-                .into_owned();
+            let upstream =
+                String::from_utf8_lossy(&memory::read(&mut caller, call, up, ul)?).into_owned();
             let headers = codec::decode_map(call, &memory::read(&mut caller, call, hp, hl)?)?;
             let body = memory::read(&mut caller, call, bp, bl)?;
             let trailers = codec::decode_map(call, &memory::read(&mut caller, call, tp, tl)?)?;

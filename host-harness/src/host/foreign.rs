@@ -19,7 +19,8 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: GetState<T>) -> wa
               ap: i32,
               al: i32,
               ptr_ptr: i32,
-              size_ptr: i32| -> wasmtime::Result<i32> {
+              size_ptr: i32|
+              -> wasmtime::Result<i32> {
             let call = "proxy_call_foreign_function";
             let name = memory::read(&mut caller, call, np, nl)?;
             let args = memory::read(&mut caller, call, ap, al)?;

@@ -26,7 +26,8 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: GetState<T>) -> wa
               _: i32,
               _: i32,
               _: i32,
-              _: i32| -> wasmtime::Result<i32> {
+              _: i32|
+              -> wasmtime::Result<i32> {
             kong_traps(get(caller.data_mut()), "proxy_grpc_call")?;
             status(Status::InternalFailure)
         },
@@ -43,7 +44,8 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: GetState<T>) -> wa
               _: i32,
               _: i32,
               _: i32,
-              _: i32| -> wasmtime::Result<i32> {
+              _: i32|
+              -> wasmtime::Result<i32> {
             kong_traps(get(caller.data_mut()), "proxy_grpc_stream")?;
             status(Status::InternalFailure)
         },
@@ -75,7 +77,11 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: GetState<T>) -> wa
     linker.func_wrap(
         "env",
         "proxy_get_status",
-        move |mut caller: Caller<'_, T>, code_ptr: i32, ptr_ptr: i32, size_ptr: i32| -> wasmtime::Result<i32> {
+        move |mut caller: Caller<'_, T>,
+              code_ptr: i32,
+              ptr_ptr: i32,
+              size_ptr: i32|
+              -> wasmtime::Result<i32> {
             let call = "proxy_get_status";
             kong_traps(get(caller.data_mut()), call)?;
             memory::write_u32(&mut caller, call, code_ptr, 2)?;

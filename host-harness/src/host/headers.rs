@@ -72,13 +72,23 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: GetState<T>) -> wa
     linker.func_wrap(
         "env",
         "proxy_get_header_map_pairs",
-        move |mut caller: Caller<'_, T>, map: i32, ptr_ptr: i32, size_ptr: i32| -> wasmtime::Result<i32> {
+        move |mut caller: Caller<'_, T>,
+              map: i32,
+              ptr_ptr: i32,
+              size_ptr: i32|
+              -> wasmtime::Result<i32> {
             let state = get(caller.data_mut());
             let bytes = match map_mut(state, map) {
                 Ok(m) => codec::encode_map(m),
                 Err(s) => return status(s),
             };
-            memory::return_bytes(&mut caller, "proxy_get_header_map_pairs", &bytes, ptr_ptr, size_ptr)?;
+            memory::return_bytes(
+                &mut caller,
+                "proxy_get_header_map_pairs",
+                &bytes,
+                ptr_ptr,
+                size_ptr,
+            )?;
             ok()
         },
     )?;
@@ -105,7 +115,8 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: GetState<T>) -> wa
               key_ptr: i32,
               key_len: i32,
               ptr_ptr: i32,
-              size_ptr: i32| -> wasmtime::Result<i32> {
+              size_ptr: i32|
+              -> wasmtime::Result<i32> {
             let call = "proxy_get_header_map_value";
             let key = lower(&memory::read(&mut caller, call, key_ptr, key_len)?);
             let state = get(caller.data_mut());
@@ -125,7 +136,13 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: GetState<T>) -> wa
     linker.func_wrap(
         "env",
         "proxy_add_header_map_value",
-        move |mut caller: Caller<'_, T>, map: i32, kp: i32, kl: i32, vp: i32, vl: i32| -> wasmtime::Result<i32> {
+        move |mut caller: Caller<'_, T>,
+              map: i32,
+              kp: i32,
+              kl: i32,
+              vp: i32,
+              vl: i32|
+              -> wasmtime::Result<i32> {
             let call = "proxy_add_header_map_value";
             let key = lower(&memory::read(&mut caller, call, kp, kl)?);
             let value = memory::read(&mut caller, call, vp, vl)?;
@@ -139,7 +156,13 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: GetState<T>) -> wa
     linker.func_wrap(
         "env",
         "proxy_replace_header_map_value",
-        move |mut caller: Caller<'_, T>, map: i32, kp: i32, kl: i32, vp: i32, vl: i32| -> wasmtime::Result<i32> {
+        move |mut caller: Caller<'_, T>,
+              map: i32,
+              kp: i32,
+              kl: i32,
+              vp: i32,
+              vl: i32|
+              -> wasmtime::Result<i32> {
             let call = "proxy_replace_header_map_value";
             let key = lower(&memory::read(&mut caller, call, kp, kl)?);
             let value = memory::read(&mut caller, call, vp, vl)?;

@@ -78,7 +78,12 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: GetState<T>) -> wa
     linker.func_wrap(
         "env",
         "proxy_define_metric",
-        move |mut caller: Caller<'_, T>, kind: i32, np: i32, nl: i32, id_ptr: i32| -> wasmtime::Result<i32> {
+        move |mut caller: Caller<'_, T>,
+              kind: i32,
+              np: i32,
+              nl: i32,
+              id_ptr: i32|
+              -> wasmtime::Result<i32> {
             let call = "proxy_define_metric";
             let name = memory::read(&mut caller, call, np, nl)?;
             let name = String::from_utf8_lossy(&name).into_owned();

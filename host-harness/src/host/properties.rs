@@ -17,14 +17,24 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: GetState<T>) -> wa
     linker.func_wrap(
         "env",
         "proxy_get_property",
-        move |mut caller: Caller<'_, T>, pp: i32, pl: i32, ptr_ptr: i32, size_ptr: i32| -> wasmtime::Result<i32> {
+        move |mut caller: Caller<'_, T>,
+              pp: i32,
+              pl: i32,
+              ptr_ptr: i32,
+              size_ptr: i32|
+              -> wasmtime::Result<i32> {
             let call = "proxy_get_property";
             let path = memory::read(&mut caller, call, pp, pl)?;
             let state = get(caller.data_mut());
-            if !state.profile().has_property(&codec::property_segments(&path)) {
+            if !state
+                .profile()
+                .has_property(&codec::property_segments(&path))
+            {
                 return status(Status::NotFound);
             }
-            let mut value = state.stream().and_then(|s| s.properties.get(&path).cloned());
+            let mut value = state
+                .stream()
+                .and_then(|s| s.properties.get(&path).cloned());
             if value.is_none() {
                 value = state.world().properties.get(&path).cloned();
             }
@@ -40,7 +50,12 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: GetState<T>) -> wa
     linker.func_wrap(
         "env",
         "proxy_set_property",
-        move |mut caller: Caller<'_, T>, pp: i32, pl: i32, vp: i32, vl: i32| -> wasmtime::Result<i32> {
+        move |mut caller: Caller<'_, T>,
+              pp: i32,
+              pl: i32,
+              vp: i32,
+              vl: i32|
+              -> wasmtime::Result<i32> {
             let call = "proxy_set_property";
             let path = memory::read(&mut caller, call, pp, pl)?;
             let value = memory::read(&mut caller, call, vp, vl)?;

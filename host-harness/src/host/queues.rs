@@ -100,7 +100,13 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: GetState<T>) -> wa
     linker.func_wrap(
         "env",
         "proxy_resolve_shared_queue",
-        move |mut caller: Caller<'_, T>, vp: i32, vl: i32, np: i32, nl: i32, id_ptr: i32| -> wasmtime::Result<i32> {
+        move |mut caller: Caller<'_, T>,
+              vp: i32,
+              vl: i32,
+              np: i32,
+              nl: i32,
+              id_ptr: i32|
+              -> wasmtime::Result<i32> {
             let call = "proxy_resolve_shared_queue";
             kong_traps(get(caller.data_mut()), call)?;
             let vm_id = text(&memory::read(&mut caller, call, vp, vl)?);
@@ -129,7 +135,11 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: GetState<T>) -> wa
     linker.func_wrap(
         "env",
         "proxy_dequeue_shared_queue",
-        move |mut caller: Caller<'_, T>, id: i32, ptr_ptr: i32, size_ptr: i32| -> wasmtime::Result<i32> {
+        move |mut caller: Caller<'_, T>,
+              id: i32,
+              ptr_ptr: i32,
+              size_ptr: i32|
+              -> wasmtime::Result<i32> {
             let item = get(caller.data_mut()).world().queues.dequeue(id as u32);
             match item {
                 Ok(v) => {

@@ -114,7 +114,8 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: GetState<T>) -> wa
               kl: i32,
               ptr_ptr: i32,
               size_ptr: i32,
-              cas_ptr: i32| -> wasmtime::Result<i32> {
+              cas_ptr: i32|
+              -> wasmtime::Result<i32> {
             let call = "proxy_get_shared_data";
             let key = memory::read(&mut caller, call, kp, kl)?;
             let state = get(caller.data_mut());
@@ -134,7 +135,13 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: GetState<T>) -> wa
     linker.func_wrap(
         "env",
         "proxy_set_shared_data",
-        move |mut caller: Caller<'_, T>, kp: i32, kl: i32, vp: i32, vl: i32, cas: i32| -> wasmtime::Result<i32> {
+        move |mut caller: Caller<'_, T>,
+              kp: i32,
+              kl: i32,
+              vp: i32,
+              vl: i32,
+              cas: i32|
+              -> wasmtime::Result<i32> {
             let call = "proxy_set_shared_data";
             let key = memory::read(&mut caller, call, kp, kl)?;
             let value = memory::read(&mut caller, call, vp, vl)?;
@@ -157,7 +164,10 @@ mod tests {
         let mut s = SharedData::default();
         assert_eq!(s.set(Profile::Envoy, b"k", b"1", 0), Status::Ok);
         let (_, cas) = s.get(Profile::Envoy, b"k").unwrap();
-        assert_eq!(s.set(Profile::Envoy, b"k", b"2", cas + 7), Status::CasMismatch);
+        assert_eq!(
+            s.set(Profile::Envoy, b"k", b"2", cas + 7),
+            Status::CasMismatch
+        );
         assert_eq!(s.set(Profile::Envoy, b"k", b"2", cas), Status::Ok);
         assert_eq!(s.set(Profile::Envoy, b"k", b"3", 0), Status::Ok);
         assert_eq!(s.set(Profile::Envoy, b"new", b"x", 99), Status::Ok);

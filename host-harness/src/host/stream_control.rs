@@ -54,13 +54,19 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: GetState<T>) -> wa
         "env",
         "proxy_continue_stream",
         move |mut caller: Caller<'_, T>, kind: i32| -> wasmtime::Result<i32> {
-            resume(get(caller.data_mut()), kind, "proxy_continue_stream(HttpResponse)")
+            resume(
+                get(caller.data_mut()),
+                kind,
+                "proxy_continue_stream(HttpResponse)",
+            )
         },
     )?;
     linker.func_wrap(
         "env",
         "proxy_continue_request",
-        move |mut caller: Caller<'_, T>| -> wasmtime::Result<i32> { resume(get(caller.data_mut()), 0, "proxy_continue_request") },
+        move |mut caller: Caller<'_, T>| -> wasmtime::Result<i32> {
+            resume(get(caller.data_mut()), 0, "proxy_continue_request")
+        },
     )?;
     linker.func_wrap(
         "env",
@@ -103,7 +109,8 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: GetState<T>) -> wa
               bl: i32,
               hp: i32,
               hl: i32,
-              grpc: i32| -> wasmtime::Result<i32> {
+              grpc: i32|
+              -> wasmtime::Result<i32> {
             let call = "proxy_send_local_response";
             let details = memory::read(&mut caller, call, dp, dl)?;
             let body = memory::read(&mut caller, call, bp, bl)?;
@@ -123,12 +130,16 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: GetState<T>) -> wa
             ok()
         },
     )?;
-    linker.func_wrap("env", "proxy_done", move |mut caller: Caller<'_, T>| -> wasmtime::Result<i32> {
-        let state = get(caller.data_mut());
-        kong_traps(state, "proxy_done")?;
-        state.root_done = true;
-        ok()
-    })?;
+    linker.func_wrap(
+        "env",
+        "proxy_done",
+        move |mut caller: Caller<'_, T>| -> wasmtime::Result<i32> {
+            let state = get(caller.data_mut());
+            kong_traps(state, "proxy_done")?;
+            state.root_done = true;
+            ok()
+        },
+    )?;
     linker.func_wrap(
         "env",
         "proxy_set_effective_context",

@@ -63,7 +63,12 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: GetState<T>) -> wa
     linker.func_wrap(
         W,
         "fd_write",
-        move |mut caller: Caller<'_, T>, fd: i32, iovs: i32, n: i32, written_ptr: i32| -> wasmtime::Result<i32> {
+        move |mut caller: Caller<'_, T>,
+              fd: i32,
+              iovs: i32,
+              n: i32,
+              written_ptr: i32|
+              -> wasmtime::Result<i32> {
             let call = "fd_write";
             if fd != 1 && fd != 2 {
                 return Ok(EBADF);
@@ -86,7 +91,11 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: GetState<T>) -> wa
         "fd_read",
         |_: Caller<'_, T>, _: i32, _: i32, _: i32, _: i32| -> wasmtime::Result<i32> { Ok(ENOSYS) },
     )?;
-    linker.func_wrap(W, "fd_close", |_: Caller<'_, T>, _: i32| -> wasmtime::Result<i32> { Ok(EBADF) })?;
+    linker.func_wrap(
+        W,
+        "fd_close",
+        |_: Caller<'_, T>, _: i32| -> wasmtime::Result<i32> { Ok(EBADF) },
+    )?;
     linker.func_wrap(
         W,
         "fd_seek",
@@ -107,10 +116,16 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: GetState<T>) -> wa
             Ok(SUCCESS)
         },
     )?;
-    linker.func_wrap(W, "fd_fdstat_set_flags", |_: Caller<'_, T>, _: i32, _: i32| -> wasmtime::Result<i32> {
-        Ok(EBADF)
-    })?;
-    linker.func_wrap(W, "fd_prestat_get", |_: Caller<'_, T>, _: i32, _: i32| -> wasmtime::Result<i32> { Ok(EBADF) })?;
+    linker.func_wrap(
+        W,
+        "fd_fdstat_set_flags",
+        |_: Caller<'_, T>, _: i32, _: i32| -> wasmtime::Result<i32> { Ok(EBADF) },
+    )?;
+    linker.func_wrap(
+        W,
+        "fd_prestat_get",
+        |_: Caller<'_, T>, _: i32, _: i32| -> wasmtime::Result<i32> { Ok(EBADF) },
+    )?;
     linker.func_wrap(
         W,
         "fd_prestat_dir_name",
@@ -122,7 +137,12 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: GetState<T>) -> wa
         move |mut caller: Caller<'_, T>, count_ptr: i32, size_ptr: i32| -> wasmtime::Result<i32> {
             let env = environ(get(caller.data_mut()));
             let size: usize = env.iter().map(Vec::len).sum();
-            memory::write_u32(&mut caller, "environ_sizes_get", count_ptr, env.len() as u32)?;
+            memory::write_u32(
+                &mut caller,
+                "environ_sizes_get",
+                count_ptr,
+                env.len() as u32,
+            )?;
             memory::write_u32(&mut caller, "environ_sizes_get", size_ptr, size as u32)?;
             Ok(SUCCESS)
         },
@@ -150,11 +170,19 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: GetState<T>) -> wa
             Ok(SUCCESS)
         },
     )?;
-    linker.func_wrap(W, "args_get", |_: Caller<'_, T>, _: i32, _: i32| -> wasmtime::Result<i32> { Ok(SUCCESS) })?;
+    linker.func_wrap(
+        W,
+        "args_get",
+        |_: Caller<'_, T>, _: i32, _: i32| -> wasmtime::Result<i32> { Ok(SUCCESS) },
+    )?;
     linker.func_wrap(
         W,
         "clock_time_get",
-        move |mut caller: Caller<'_, T>, _id: i32, _precision: i64, ptr: i32| -> wasmtime::Result<i32> {
+        move |mut caller: Caller<'_, T>,
+              _id: i32,
+              _precision: i64,
+              ptr: i32|
+              -> wasmtime::Result<i32> {
             let now = get(caller.data_mut()).world().clock_ns;
             memory::write_u64(&mut caller, "clock_time_get", ptr, now)?;
             Ok(SUCCESS)
@@ -182,7 +210,11 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: GetState<T>) -> wa
             Ok(SUCCESS)
         },
     )?;
-    linker.func_wrap(W, "sched_yield", |_: Caller<'_, T>| -> wasmtime::Result<i32> { Ok(SUCCESS) })?;
+    linker.func_wrap(
+        W,
+        "sched_yield",
+        |_: Caller<'_, T>| -> wasmtime::Result<i32> { Ok(SUCCESS) },
+    )?;
     linker.func_wrap(
         W,
         "poll_oneoff",
