@@ -1,1 +1,24 @@
 //! Host-agnostic core shared by every plugin of the suite.
+//!
+//! - [`error`]: the config error type (`field.path: message`) and JSON parsing that names the field.
+//! - [`headers`]: RFC 9110 header-name and header-value validation, header-list helpers.
+//! - [`matching`]: request matching by path (exact, prefix, regex) and method.
+//! - [`identity`]: the identity header names every plugin agrees on by default.
+//! - [`antispoof`]: removal of client-supplied copies of trusted headers.
+//! - [`ports`]: small traits for everything a plugin asks of its host.
+//! - [`proxy_wasm_host`]: the one adapter implementing those traits with proxy-wasm hostcalls.
+//!
+//! Decision code depends on [`ports`] only, never on `proxy_wasm`, so it runs natively in unit
+//! tests (with [`fake::FakeHost`] behind the `fake-host` feature).
+
+pub mod antispoof;
+pub mod error;
+#[cfg(feature = "fake-host")]
+pub mod fake;
+pub mod headers;
+pub mod identity;
+pub mod matching;
+pub mod ports;
+pub mod proxy_wasm_host;
+
+pub use error::{ConfigError, ConfigErrorKind};

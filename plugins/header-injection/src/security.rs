@@ -1,0 +1,235 @@
+//! Security response headers with conservative defaults.
+//!
+//! Each header is on by default; a string replaces the value, `null` turns it off. A header the
+//! upstream already set is left alone unless `override_upstream` is true.
+
+use gateway_core::error::{join, ConfigError};
+use gateway_core::headers::{header_name, header_value, HeaderEdits};
+use serde::{Deserialize, Deserializer};
+
+/// Default `strict-transport-security`.
+pub const DEFAULT_HSTS: &str = "max-age=31536000; includeSubDomains";
+/// Default `x-content-type-options`.
+pub const DEFAULT_CONTENT_TYPE_OPTIONS: &str = "nosniff";
+/// Default `x-frame-options`.
+pub const DEFAULT_FRAME_OPTIONS: &str = "DENY";
+/// Default `referrer-policy`.
+pub const DEFAULT_REFERRER_POLICY: &str = "strict-origin-when-cross-origin";
+/// Default `content-security-policy`: nothing may load, nothing may frame (right for APIs).
+pub const DEFAULT_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
+
+/// `security_headers` as written in config. For each header: absent = default value,
+/// a string = that value, `null` = do not add it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecurityHeadersConfig {
+    /// Add security headers at all. Default `true`.
+    pub enabled: bool,
+    /// Replace a value the upstream already set. Default `false`.
+    pub override_upstream: bool,
+    /// `strict-transport-security`. Default `max-age=31536000; includeSubDomains`.
+    #[serde(deserialize_with = "nullable")]
+    pub strict_transport_security: Option<Option<String>>,
+    /// `x-content-type-options`. Default `nosniff`.
+    #[serde(deserialize_with = "nullable")]
+    pub x_content_type_options: Option<Option<String>>,
+    /// `x-frame-options`. Default `DENY`.
+    #[serde(deserialize_with = "nullable")]
+    pub x_frame_options: Option<Option<String>>,
+    /// `referrer-policy`. Default `strict-origin-when-cross-origin`.
+    #[serde(deserialize_with = "nullable")]
+    pub referrer_policy: Option<Option<String>>,
+    /// `content-security-policy`. Default `default-src 'none'; frame-ancestors 'none'`.
+    #[serde(deserialize_with = "nullable")]
+    pub content_security_policy: Option<Option<String>>,
+    /// More headers to add, by name. Default none.
+    pub extra: std::collections::BTreeMap<String, String>,
+}
+
+impl Default for SecurityHeadersConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            override_upstream: false,
+            strict_transport_security: None,
+            x_content_type_options: None,
+            x_frame_options: None,
+            referrer_policy: None,
+            content_security_policy: None,
+            extra: std::collections::BTreeMap::new(),
+        }
+    }
+}
+
+/// Present-but-null becomes `Some(None)`; absent stays `None` through `default`.
+fn nullable<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
+}
+
+/// The compiled list of headers to add.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SecurityHeaders {
+    headers: Vec<(String, String)>,
+    override_upstream: bool,
+}
+
+impl SecurityHeaders {
+    /// Compiles the config; empty when disabled.
+    pub fn try_new(config: &SecurityHeadersConfig, field: &str) -> Result<Self, ConfigError> {
+        if !config.enabled {
+            return Ok(Self::default());
+        }
+        let standard = [
+            (
+                "strict-transport-security",
+                "strict_transport_security",
+                &config.strict_transport_security,
+                DEFAULT_HSTS,
+            ),
+            (
+                "x-content-type-options",
+                "x_content_type_options",
+                &config.x_content_type_options,
+                DEFAULT_CONTENT_TYPE_OPTIONS,
+            ),
+            (
+                "x-frame-options",
+                "x_frame_options",
+                &config.x_frame_options,
+                DEFAULT_FRAME_OPTIONS,
+            ),
+            (
+                "referrer-policy",
+                "referrer_policy",
+                &config.referrer_policy,
+                DEFAULT_REFERRER_POLICY,
+            ),
+            (
+                "content-security-policy",
+                "content_security_policy",
+                &config.content_security_policy,
+                DEFAULT_CSP,
+            ),
+        ];
+        let mut headers = Vec::new();
+        for (name, key, setting, default) in standard {
+            let value = match setting {
+                None => Some(default.to_owned()),
+                Some(None) => None,
+                Some(Some(value)) => Some(header_value(value, &join(field, key))?),
+            };
+            if let Some(value) = value {
+                headers.push((name.to_owned(), value));
+            }
+        }
+        for (name, value) in &config.extra {
+            let at = join(&join(field, "extra"), name);
+            let name = header_name(name, &at)?;
+            let value = header_value(value, &at)?;
+            headers.retain(|(n, _)| *n != name);
+            headers.push((name, value));
+        }
+        Ok(Self {
+            headers,
+            override_upstream: config.override_upstream,
+        })
+    }
+
+    /// True if nothing will be added.
+    pub fn is_empty(&self) -> bool {
+        self.headers.is_empty()
+    }
+
+    /// Adds the headers to a response; returns how many were set.
+    pub fn apply(&self, response: &mut HeaderEdits) -> usize {
+        let mut set = 0;
+        for (name, value) in &self.headers {
+            if self.override_upstream || !response.contains(name) {
+                response.set(name, value.as_bytes().to_vec());
+                set += 1;
+            }
+        }
+        set
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn compile(json: &str) -> Result<SecurityHeaders, ConfigError> {
+        let config: SecurityHeadersConfig = serde_json::from_str(json).unwrap();
+        SecurityHeaders::try_new(&config, "security_headers")
+    }
+
+    fn applied(security: &SecurityHeaders, upstream: &[(&str, &str)]) -> HeaderEdits {
+        let mut edits = HeaderEdits::new(
+            upstream
+                .iter()
+                .map(|(n, v)| ((*n).to_owned(), v.as_bytes().to_vec()))
+                .collect(),
+        );
+        security.apply(&mut edits);
+        edits
+    }
+
+    #[test]
+    fn defaults() {
+        let edits = applied(&compile("{}").unwrap(), &[]);
+        assert_eq!(
+            edits.first("strict-transport-security"),
+            Some(DEFAULT_HSTS.as_bytes())
+        );
+        assert_eq!(edits.first("x-content-type-options"), Some(&b"nosniff"[..]));
+        assert_eq!(edits.first("x-frame-options"), Some(&b"DENY"[..]));
+        assert_eq!(
+            edits.first("referrer-policy"),
+            Some(DEFAULT_REFERRER_POLICY.as_bytes())
+        );
+        assert_eq!(
+            edits.first("content-security-policy"),
+            Some(DEFAULT_CSP.as_bytes())
+        );
+    }
+
+    #[test]
+    fn upstream_value_is_kept_unless_override() {
+        let security = compile("{}").unwrap();
+        let edits = applied(&security, &[("x-frame-options", "SAMEORIGIN")]);
+        assert_eq!(edits.all("x-frame-options"), vec![b"SAMEORIGIN".to_vec()]);
+        let security = compile(r#"{"override_upstream": true}"#).unwrap();
+        let edits = applied(&security, &[("x-frame-options", "SAMEORIGIN")]);
+        assert_eq!(edits.all("x-frame-options"), vec![b"DENY".to_vec()]);
+    }
+
+    #[test]
+    fn override_remove_extra_disable() {
+        let security = compile(
+            r#"{"x_frame_options": "SAMEORIGIN", "content_security_policy": null,
+                "extra": {"Permissions-Policy": "geolocation=()"}}"#,
+        )
+        .unwrap();
+        let edits = applied(&security, &[]);
+        assert_eq!(edits.first("x-frame-options"), Some(&b"SAMEORIGIN"[..]));
+        assert!(!edits.contains("content-security-policy"));
+        assert_eq!(
+            edits.first("permissions-policy"),
+            Some(&b"geolocation=()"[..])
+        );
+        assert!(compile(r#"{"enabled": false}"#).unwrap().is_empty());
+    }
+
+    #[test]
+    fn invalid_values_are_refused() {
+        assert_eq!(
+            compile(r#"{"referrer_policy": "a\nb"}"#).unwrap_err().field,
+            "security_headers.referrer_policy"
+        );
+        assert_eq!(
+            compile(r#"{"extra": {"bad name": "v"}}"#)
+                .unwrap_err()
+                .field,
+            "security_headers.extra.bad name"
+        );
+    }
+}
