@@ -10,8 +10,6 @@
 //! `POST /__upstream/mode` with body `fail` or `ok` switches fail mode (503 to everything),
 //! `POST /__upstream/reset` zeroes the count.
 
-mod echo;
-mod http;
 
 use std::io::{BufReader, BufWriter, Write};
 use std::net::{TcpListener, TcpStream};
@@ -20,8 +18,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use echo::Upstream;
-use http::{read_request, write_response, ReadError, Response};
+use demo_upstream::echo::Upstream;
+use demo_upstream::http::{read_request, write_response, ReadError, Response};
 
 /// Connections served at once; more are answered 503 and closed.
 const MAX_CONNECTIONS: usize = 4096;
