@@ -17,7 +17,10 @@ fn plain_envoy_proxies_to_the_echo_upstream() {
     let resp = client::send(envoy.addr(), &req).unwrap();
     assert_eq!(resp.status, 201, "{}", resp.text());
     assert_eq!(resp.header("cache-control").as_deref(), Some("no-store"));
-    assert_eq!(resp.header("content-type").as_deref(), Some("application/json"));
+    assert_eq!(
+        resp.header("content-type").as_deref(),
+        Some("application/json")
+    );
     let echo: serde_json::Value = serde_json::from_slice(&resp.body).unwrap();
     assert_eq!(echo["method"], "POST");
     assert_eq!(echo["path"], "/echo?q=1");
@@ -45,7 +48,12 @@ fn big_and_raw_header_values_pass_plain_envoy() {
     let resp = client::send(envoy.addr(), &req).unwrap();
     assert_eq!(resp.status, 200, "{}", resp.text());
     let last = upstream.last_request().unwrap().unwrap();
-    let get = |name: &str| last.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
+    let get = |name: &str| {
+        last.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+    };
     assert_eq!(get("x-big").map(|v| v.len()), Some(64 * 1024));
     assert_eq!(get("x-raw"), Some(b"\xff\xfeA".to_vec()));
     assert_eq!(get("x_under"), Some(b"1".to_vec()));
