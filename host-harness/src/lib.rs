@@ -70,7 +70,7 @@
 //! | delete | key stays, empty value | empty value deletes |
 //! | key lookup | exact | CRC32 of the key (collisions share a slot) |
 //! | no shm_kv zone | - | shared data traps (`kong_shm_kv(false)`) |
-//! | http_call upstream | known cluster name, else BadArgument | `host[:port]` |
+//! | http_call upstream | known cluster name, else BadArgument | `host:port`, else BadArgument |
 //! | grpc_*, proxy_done, close_stream, get_log_level, resolve_shared_queue, continue response | implemented | trap |
 //! | on_queue_ready, trailer callbacks | called | never called |
 //! | Pause | any phase | request headers/body, response body (else logged and continued) |

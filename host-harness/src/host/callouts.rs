@@ -2,7 +2,7 @@
 //!
 //! - Envoy: the upstream must be a known cluster ([`crate::HarnessBuilder::clusters`]) and the
 //!   headers must carry `:method`, `:path` and `:authority`; otherwise BadArgument.
-//! - Kong: the upstream must look like `host[:port]`; otherwise BadArgument.
+//! - Kong: the upstream must look like `host:port`; otherwise BadArgument.
 //! - Bad pointers and malformed maps trap. On success the token is written and Ok returned.
 //!
 //! The test answers with [`crate::Harness::respond_callout`], fails with
@@ -110,15 +110,14 @@ fn valid_upstream(state: &HostState, upstream: &str, headers: &Headers) -> bool 
                 && has(":authority")
         }
         Profile::Kong => {
-            let (host, port) = match upstream.rsplit_once(':') {
-                Some((h, p)) => (h, Some(p)),
-                None => (upstream, None),
+            let Some((host, port)) = upstream.rsplit_once(':') else {
+                return false;
             };
             !host.is_empty()
                 && host
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-' || c == '_')
-                && port.is_none_or(|p| p.parse::<u16>().is_ok())
+                && port.parse::<u16>().is_ok()
         }
     }
 }

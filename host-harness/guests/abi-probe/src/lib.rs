@@ -109,6 +109,8 @@ fn map_for(phase: &str) -> Option<MapType> {
     match phase {
         "reqh" | "callout" => Some(MapType::HttpRequestHeaders),
         "resph" => Some(MapType::HttpResponseHeaders),
+        "reqt" => Some(MapType::HttpRequestTrailers),
+        "respt" => Some(MapType::HttpResponseTrailers),
         _ => None,
     }
 }
@@ -191,6 +193,11 @@ impl Probe {
                 _ => emit(phase, "got", b"<none>"),
             },
             "count" => {
+                let map = match args {
+                    "response" => MapType::HttpResponseHeaders,
+                    "callout" => MapType::HttpCallResponseHeaders,
+                    _ => map,
+                };
                 let n = hostcalls::get_map_bytes(map).map(|m| m.len()).unwrap_or(0);
                 emit(phase, "count", n.to_string().as_bytes());
             }
