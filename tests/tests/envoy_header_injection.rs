@@ -1,0 +1,166 @@
+//! header-injection in a real Envoy (two workers): every scenario file, plus the properties that
+//! matter most checked directly against the echo upstream.
+// Tests may unwrap: a failure is a test failure with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::{Arc, Barrier};
+
+use serde_json::json;
+use suite_tests::envoy_runner::run_scenario_file;
+use suite_tests::scenario::scenario_files;
+use suite_tests::{client, Connection, Envoy, EnvoyConfig, RawRequest, Upstream};
+
+const PLUGIN: &str = "header-injection";
+
+fn start(config: serde_json::Value) -> (Upstream, Envoy) {
+    let upstream = Upstream::start().unwrap();
+    let envoy = Envoy::start(&EnvoyConfig::new(upstream.addr()).filter(PLUGIN, config)).unwrap();
+    (upstream, envoy)
+}
+
+#[test]
+fn every_scenario_file_holds_in_real_envoy() {
+    let files = scenario_files(PLUGIN).unwrap();
+    let mut failures = Vec::new();
+    for file in &files {
+        let run = run_scenario_file(file).unwrap();
+        for f in run.failures() {
+            failures.push(format!("{}: {f}", file.display()));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} expectation(s) failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    eprintln!("{} scenario file(s) held in real Envoy", files.len());
+}
+
+#[test]
+fn cors_preflight_is_answered_without_reaching_the_upstream() {
+    let (upstream, envoy) =
+        start(json!({"cors": {"allowed_origins": ["https://app.example.com"]}}));
+    let before = upstream.request_count().unwrap();
+    let req = RawRequest::new("OPTIONS", "/api/orders", "api.example.com")
+        .header("origin", "https://app.example.com")
+        .header("access-control-request-method", "POST");
+    let resp = client::send(envoy.addr(), &req).unwrap();
+    assert!(
+        resp.status == 204 || resp.status == 200,
+        "preflight status {}: {}",
+        resp.status,
+        resp.text()
+    );
+    assert_eq!(
+        resp.header("access-control-allow-origin").as_deref(),
+        Some("https://app.example.com")
+    );
+    assert_eq!(
+        upstream.request_count().unwrap(),
+        before,
+        "the preflight reached the upstream"
+    );
+    // A normal request still goes through.
+    let resp = client::send(
+        envoy.addr(),
+        &RawRequest::new("GET", "/api/orders", "api.example.com"),
+    )
+    .unwrap();
+    assert_eq!(resp.status, 200);
+    assert_eq!(upstream.request_count().unwrap(), before + 1);
+}
+
+#[test]
+fn spoofed_identity_headers_never_reach_the_upstream() {
+    let (upstream, envoy) = start(json!({}));
+    let req = RawRequest::new("GET", "/", "api.example.com")
+        .header("x-user-id", "admin")
+        .header("X-User-Id", "root")
+        .header("x_user_id", "admin")
+        .header("X_USER_ID", "admin")
+        .header("x-user-roles", "admin")
+        .header("x_user_roles", b"\xffadmin")
+        .header("x-keep", "yes");
+    let resp = client::send(envoy.addr(), &req).unwrap();
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    let received = upstream.last_request().unwrap().expect("upstream reached");
+    let leaked: Vec<&String> = received
+        .headers
+        .iter()
+        .map(|(n, _)| n)
+        .filter(|n| n.replace('_', "-").starts_with("x-user-"))
+        .collect();
+    assert!(
+        leaked.is_empty(),
+        "spoofed identity headers reached the upstream: {leaked:?}"
+    );
+    assert!(received
+        .headers
+        .iter()
+        .any(|(n, v)| n == "x-keep" && v == b"yes"));
+}
+
+#[test]
+fn a_config_the_plugin_refuses_keeps_envoy_from_serving() {
+    let upstream = Upstream::start().unwrap();
+    let config = EnvoyConfig::new(upstream.addr()).filter(PLUGIN, json!({"no_such_field": true}));
+    let err = match Envoy::start(&config) {
+        Ok(mut envoy) => panic!(
+            "Envoy started with a refused config (running: {}); log:\n{}",
+            envoy.is_running(),
+            envoy.log()
+        ),
+        Err(e) => format!("{e:#}"),
+    };
+    eprintln!("{err}");
+    assert!(
+        err.contains("no_such_field"),
+        "the log does not name the bad field:\n{err}"
+    );
+}
+
+#[test]
+fn both_workers_take_traffic() {
+    let (upstream, envoy) = start(json!({}));
+    const CONNECTIONS: usize = 32;
+    let barrier = Arc::new(Barrier::new(CONNECTIONS));
+    let addr = envoy.addr();
+    let threads: Vec<_> = (0..CONNECTIONS)
+        .map(|_| {
+            let barrier = Arc::clone(&barrier);
+            std::thread::spawn(move || {
+                let mut conn = Connection::open(addr).unwrap();
+                barrier.wait();
+                for _ in 0..4 {
+                    let resp = conn.send(&RawRequest::new("GET", "/", "h")).unwrap();
+                    assert_eq!(resp.status, 200);
+                    assert!(resp.header("x-correlation-id").is_some());
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert_eq!(upstream.request_count().unwrap(), (CONNECTIONS * 4) as u64);
+    let stats = envoy.stats().unwrap();
+    let per_worker: Vec<(String, u64)> = stats
+        .iter()
+        .filter(|(k, _)| {
+            k.starts_with("listener.127.0.0.1_")
+                && k.ends_with(".downstream_cx_total")
+                && k.contains(".worker_")
+        })
+        .map(|(k, v)| (k.clone(), *v))
+        .collect();
+    assert_eq!(
+        per_worker.len(),
+        2,
+        "expected two workers' listener stats: {per_worker:?}"
+    );
+    assert!(
+        per_worker.iter().all(|(_, v)| *v > 0),
+        "a worker took no connection: {per_worker:?}"
+    );
+}
