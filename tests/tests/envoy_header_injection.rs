@@ -113,7 +113,13 @@ fn a_config_the_plugin_refuses_keeps_envoy_from_serving() {
         ),
         Err(e) => format!("{e:#}"),
     };
-    eprintln!("{err}");
+    // Envoy 1.40 logs the plugin's own line, then "Unable to create Wasm plugin <name>" as a
+    // critical error initializing the config, and exits: a refused config never serves traffic.
+    assert!(err.contains("Envoy exited during startup"), "{err}");
+    assert!(
+        err.contains("Unable to create Wasm plugin header-injection"),
+        "{err}"
+    );
     assert!(
         err.contains("no_such_field"),
         "the log does not name the bad field:\n{err}"
