@@ -6,7 +6,8 @@
 //! - An actual request from an allowed origin gets `Access-Control-Allow-Origin` (and the other
 //!   configured headers) on its response; from any other origin, no CORS headers are added.
 //! - Every response gets `Vary: Origin` (unless it already varies on `Origin` or `*`), since
-//!   the answer depends on the origin.
+//!   the answer depends on the origin. An upstream `Vary` is kept: `Vary: Accept-Encoding`
+//!   becomes one line `Vary: Accept-Encoding, Origin`.
 
 use gateway_core::error::{join, ConfigError};
 use gateway_core::headers::{header_name, is_token, list_contains, HeaderEdits};
@@ -190,12 +191,19 @@ impl CorsPolicy {
     /// Adds CORS headers to the response of an actual request; returns true if the origin
     /// was allowed.
     pub fn apply_response(&self, origin: Option<&[u8]>, response: &mut HeaderEdits) -> bool {
-        let vary_done = response
-            .all("vary")
+        let vary = response.all("vary");
+        let vary_done = vary
             .iter()
             .any(|v| list_contains(v, "origin") || list_contains(v, "*"));
         if !vary_done {
-            response.add("vary", b"Origin".to_vec());
+            // One combined line: hosts disagree on appending (Envoy folds `vary` into one
+            // comma-joined line, others add a second line), a set reads the same everywhere.
+            let mut value = vary.join(&b", "[..]);
+            if !value.is_empty() {
+                value.extend_from_slice(b", ");
+            }
+            value.extend_from_slice(b"Origin");
+            response.set("vary", value);
         }
         let Some(allow_origin) = origin.and_then(|o| self.allow_origin(o)) else {
             return false;
@@ -444,7 +452,10 @@ mod tests {
             Some(&b"x-correlation-id"[..])
         );
         assert!(!response.contains("access-control-allow-credentials"));
-        assert_eq!(response.all("vary").len(), 2);
+        assert_eq!(
+            response.all("vary"),
+            vec![b"Accept-Encoding, Origin".to_vec()]
+        );
 
         let mut response = edits(&[("vary", "accept, Origin")]);
         assert!(!p.apply_response(Some(b"https://evil.com"), &mut response));

@@ -192,7 +192,7 @@ fn actual_cors_request_gets_headers_for_allowed_origin_only() {
     );
     assert_eq!(
         host.values(Response, "vary"),
-        vec!["Accept-Encoding", "Origin"]
+        vec!["Accept-Encoding, Origin"]
     );
 
     let host = get("/api", &[("origin", b"https://example.org")]);
