@@ -1,4 +1,5 @@
 //! Body buffers: read, replace, append, prepend, buffering while paused.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod common;
 use common::*;
 use host_harness::Action;

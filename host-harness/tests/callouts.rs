@@ -1,4 +1,5 @@
 //! proxy_http_call: captured, answered, failed, timed out; upstream validation per profile.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod common;
 use common::*;
 use host_harness::{Action, CalloutResponse, Profile};

@@ -1,4 +1,5 @@
 //! proxy_call_foreign_function: registered closures, NotFound otherwise.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod common;
 use common::*;
 use host_harness::{Profile, Status};

@@ -1,4 +1,5 @@
 //! Header maps: get/add/replace/remove/pairs, bytes values, duplicates, end_of_stream, Pause.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod common;
 use common::*;
 use host_harness::{Action, Profile};

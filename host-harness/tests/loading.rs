@@ -1,4 +1,5 @@
 //! Loading: unknown imports are named, the ABI marker is checked, `_initialize` runs.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 use host_harness::{Harness, HarnessError};
 
 #[test]

@@ -1,5 +1,6 @@
 //! proxy_send_local_response: status, headers, body, details, and the response callbacks that
 //! run on it.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod common;
 use common::*;
 use host_harness::{Action, StreamEvent};

@@ -1,4 +1,5 @@
 //! proxy_log, proxy_get_log_level, WASI stdout/stderr capture, and the configure handshake.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod common;
 use common::*;
 use host_harness::{LogLevel, Profile};

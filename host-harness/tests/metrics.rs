@@ -1,4 +1,5 @@
 //! Metrics: define/increment/record/get, shared across workers, names per profile.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod common;
 use common::*;
 use host_harness::{MetricType, Profile};

@@ -1,4 +1,5 @@
 //! Properties: host-wide and per-stream, profile visibility, set by the guest and read back.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod common;
 use common::*;
 use host_harness::Profile;

@@ -1,4 +1,5 @@
 //! Shared queues: register/resolve/enqueue/dequeue and on_queue_ready delivery.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod common;
 use common::*;
 use host_harness::{HostTrap, Profile, Status};

@@ -1,4 +1,5 @@
 //! Virtual clock, tick periods and on_tick delivery per worker.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod common;
 use common::*;
 use std::time::Duration;

@@ -1,4 +1,5 @@
 //! Broken guest invariants trap; profile-missing calls trap on Kong; traps kill the VM.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod common;
 use common::*;
 use host_harness::{Harness, HarnessError, HostTrap, Profile};

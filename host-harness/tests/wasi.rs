@@ -1,4 +1,5 @@
 //! WASI preview1: environment, random, clocks (see ticks.rs), stdout/stderr (see logging.rs).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod common;
 use common::*;
 use host_harness::Profile;

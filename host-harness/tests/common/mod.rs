@@ -1,5 +1,5 @@
 //! Shared helpers of the conformance tests: the abi-probe guest and request builders.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use host_harness::{Harness, HarnessBuilder, HttpStream, Profile};
 
