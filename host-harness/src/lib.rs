@@ -77,7 +77,7 @@
 //! | end_of_stream in header callbacks | real | always false |
 //! | properties | all set | no `xds.*`, `response.flags`, `route_*`, `cluster_*` |
 //! | metric names | `wasmcustom.<name>` | `pw.<filter>.<name>` |
-//! | header replace | first value replaced, later duplicates kept | all values replaced by one |
+//! | header replace | every value removed, the new one appended | all values replaced by one, in the first's place |
 
 mod codec;
 mod error;
