@@ -9,6 +9,7 @@
 pub mod client;
 pub mod envoy;
 pub mod envoy_runner;
+pub mod harness_runner;
 pub mod outcome;
 pub mod paths;
 pub mod scenario;
