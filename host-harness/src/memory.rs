@@ -46,31 +46,19 @@ pub(crate) fn write<T>(
     let mem = memory(caller)?;
     let data = mem.data_mut(&mut *caller);
     let start = ptr as u32 as usize;
-    let oob = HostTrap::OutOfBounds {
-        call,
-        ptr: ptr as u32,
-        len: bytes.len() as u32,
-    };
-    let end = start
+    let slot = start
         .checked_add(bytes.len())
-        .ok_or_else(|| oob_clone(&oob))?;
-    match data.get_mut(start..end) {
+        .and_then(|end| data.get_mut(start..end));
+    match slot {
         Some(slot) => {
             slot.copy_from_slice(bytes);
             Ok(())
         }
-        None => Err(oob),
-    }
-}
-
-fn oob_clone(e: &HostTrap) -> HostTrap {
-    match e {
-        HostTrap::OutOfBounds { call, ptr, len } => HostTrap::OutOfBounds {
+        None => Err(HostTrap::OutOfBounds {
             call,
-            ptr: *ptr,
-            len: *len,
-        },
-        _ => HostTrap::MissingExport("memory"),
+            ptr: ptr as u32,
+            len: bytes.len() as u32,
+        }),
     }
 }
 
