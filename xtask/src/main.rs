@@ -9,7 +9,9 @@
 mod bench;
 mod demo;
 mod dist;
+mod envoy;
 mod exec;
+mod http;
 mod test;
 mod tools;
 mod workspace;

@@ -1,0 +1,239 @@
+//! Envoy and echo-upstream processes for the demo and the benchmark: started, awaited, killed on
+//! drop.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use serde_json::{json, Value};
+
+use crate::{exec, http, workspace};
+
+/// A child process killed (and reaped) on drop.
+pub struct Process {
+    pub name: String,
+    child: Child,
+    log: Option<PathBuf>,
+}
+
+impl Process {
+    /// Whether it is still running.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Waits for it to exit.
+    pub fn wait(&mut self) -> Result<()> {
+        let status = self.child.wait()?;
+        println!("{} exited ({status})", self.name);
+        Ok(())
+    }
+
+    /// The last `lines` lines of its log file, if it has one.
+    pub fn log_tail(&self, lines: usize) -> String {
+        let Some(path) = &self.log else {
+            return String::new();
+        };
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Prefix `cmd` with `taskset -c <cpus>` when `cpus` is given.
+fn pinned(program: &Path, cpus: Option<&str>) -> Command {
+    match cpus {
+        Some(cpus) => {
+            let mut cmd = Command::new("taskset");
+            cmd.args(["-c", cpus]).arg(program);
+            cmd
+        }
+        None => Command::new(program),
+    }
+}
+
+/// Builds the echo upstream (release) and returns its path.
+pub fn build_upstream() -> Result<PathBuf> {
+    exec::run(exec::cargo().args(["build", "--release", "-p", "demo-upstream"]))?;
+    let bin = workspace::metadata()?
+        .target_dir
+        .join("release")
+        .join("demo-upstream");
+    if !bin.is_file() {
+        bail!("{} was not built", bin.display());
+    }
+    Ok(bin)
+}
+
+/// Starts the echo upstream on `addr` and waits until it answers.
+pub fn start_upstream(bin: &Path, addr: SocketAddr, cpus: Option<&str>) -> Result<Process> {
+    let child = pinned(bin, cpus)
+        .args(["--listen", &addr.to_string()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .with_context(|| format!("cannot start {}", bin.display()))?;
+    let mut process = Process {
+        name: "echo upstream".into(),
+        child,
+        log: None,
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if http::request(addr, "GET", "/__upstream/stats", &[], "").is_ok() {
+            return Ok(process);
+        }
+        if !process.running() || Instant::now() > deadline {
+            bail!("the echo upstream did not come up on {addr}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Starts Envoy with `config` (cwd: the workspace root) and waits until admin `/ready` is LIVE.
+pub fn start_envoy(
+    bin: &Path,
+    config: &Path,
+    admin: SocketAddr,
+    concurrency: u32,
+    log: &Path,
+    cpus: Option<&str>,
+) -> Result<Process> {
+    let _ = std::fs::remove_file(log);
+    let child = pinned(bin, cpus)
+        .arg("-c")
+        .arg(config)
+        .args(["--concurrency", &concurrency.to_string()])
+        .arg("--disable-hot-restart")
+        .arg("--log-path")
+        .arg(log)
+        .args(["--log-level", "info"])
+        .current_dir(workspace::root())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .with_context(|| format!("cannot start {}", bin.display()))?;
+    let mut process = Process {
+        name: "envoy".into(),
+        child,
+        log: Some(log.to_path_buf()),
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(resp) = http::request(admin, "GET", "/ready", &[], "") {
+            if resp.status == 200 && resp.body.contains("LIVE") {
+                return Ok(process);
+            }
+        }
+        if !process.running() {
+            bail!(
+                "Envoy exited during startup; its log ({}):\n{}",
+                log.display(),
+                process.log_tail(40)
+            );
+        }
+        if Instant::now() > deadline {
+            bail!("Envoy was not ready within 60s; log: {}", log.display());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Whether `port` on 127.0.0.1 can be bound right now.
+pub fn port_is_free(port: u16) -> bool {
+    TcpListener::bind(("127.0.0.1", port)).is_ok()
+}
+
+/// A port on 127.0.0.1 that was free a moment ago.
+pub fn free_port() -> Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// `127.0.0.1:<port>`.
+pub fn local(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+fn socket(port: u16) -> Value {
+    json!({"socket_address": {"address": "127.0.0.1", "port_value": port}})
+}
+
+/// The `envoy.filters.http.wasm` entry for one plugin (V8, local file, config as StringValue).
+pub fn wasm_filter(plugin: &str, config: &Value, wasm: &Path) -> Value {
+    json!({
+        "name": plugin,
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+            "config": {
+                "name": plugin,
+                "root_id": plugin,
+                "configuration": {
+                    "@type": "type.googleapis.com/google.protobuf.StringValue",
+                    "value": config.to_string()
+                },
+                "vm_config": {
+                    "vm_id": plugin,
+                    "runtime": "envoy.wasm.runtime.v8",
+                    "code": {"local": {"filename": wasm.display().to_string()}}
+                }
+            }
+        }
+    })
+}
+
+/// A bootstrap like the test one: listener → HCM (`filters`, then router) → cluster `upstream`.
+pub fn bootstrap(listener: u16, admin: u16, upstream: u16, filters: Vec<Value>) -> Value {
+    let mut http_filters = filters;
+    http_filters.push(json!({
+        "name": "envoy.filters.http.router",
+        "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}
+    }));
+    json!({
+        "admin": {"address": socket(admin)},
+        "static_resources": {
+            "listeners": [{
+                "name": "listener_0",
+                "address": socket(listener),
+                "filter_chains": [{"filters": [{
+                    "name": "envoy.filters.network.http_connection_manager",
+                    "typed_config": {
+                        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+                        "stat_prefix": "ingress_http",
+                        "codec_type": "AUTO",
+                        "max_request_headers_kb": 96,
+                        "route_config": {
+                            "name": "local_route",
+                            "virtual_hosts": [{
+                                "name": "all",
+                                "domains": ["*"],
+                                "routes": [{"name": "default", "match": {"prefix": "/"},
+                                            "route": {"cluster": "upstream", "timeout": "30s"}}]
+                            }]
+                        },
+                        "http_filters": http_filters
+                    }
+                }]}]
+            }],
+            "clusters": [{
+                "name": "upstream",
+                "type": "STATIC",
+                "connect_timeout": "5s",
+                "load_assignment": {
+                    "cluster_name": "upstream",
+                    "endpoints": [{"lb_endpoints": [{"endpoint": {"address": socket(upstream)}}]}]
+                }
+            }]
+        }
+    })
+}
