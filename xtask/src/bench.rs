@@ -229,7 +229,15 @@ fn machine() -> String {
         .and_then(|l| l.split_once(':'))
         .map(|(_, m)| m.trim().to_string())
         .unwrap_or_else(|| "unknown CPU".into());
-    format!("{cores} cores (nproc), {model}, {}", std::env::consts::OS)
+    // Other work on the machine skews the figures; say how busy it was when the run started.
+    let load = std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "?".into());
+    format!(
+        "{cores} cores (nproc), {model}, {}; 1-minute load average at start: {load}",
+        std::env::consts::OS
+    )
 }
 
 fn today() -> String {
