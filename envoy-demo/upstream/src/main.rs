@@ -10,7 +10,6 @@
 //! `POST /__upstream/mode` with body `fail` or `ok` switches fail mode (503 to everything),
 //! `POST /__upstream/reset` zeroes the count.
 
-
 use std::io::{BufReader, BufWriter, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::ExitCode;

@@ -12,9 +12,7 @@
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{
-    Action, BufferType, ContextType, LogLevel, MapType, MetricType, Status,
-};
+use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, MetricType, Status};
 use std::time::{Duration, UNIX_EPOCH};
 
 proxy_wasm::main! {{
@@ -74,7 +72,11 @@ impl RootContext for ProbeRoot {
 
     fn on_queue_ready(&mut self, queue_id: u32) {
         while let Ok(Some(item)) = hostcalls::dequeue_shared_queue(queue_id) {
-            log::info!("queue {} item: {}", queue_id, String::from_utf8_lossy(&item));
+            log::info!(
+                "queue {} item: {}",
+                queue_id,
+                String::from_utf8_lossy(&item)
+            );
         }
     }
 
@@ -250,12 +252,12 @@ impl Probe {
             "shared-get" => match hostcalls::get_shared_data(args) {
                 Ok((value, cas)) => {
                     self.cas = cas;
-                    emit(phase, "shared-value", &value.unwrap_or_else(|| b"<none>".to_vec()));
                     emit(
                         phase,
-                        "shared-cas",
-                        cas.unwrap_or(0).to_string().as_bytes(),
+                        "shared-value",
+                        &value.unwrap_or_else(|| b"<none>".to_vec()),
                     );
+                    emit(phase, "shared-cas", cas.unwrap_or(0).to_string().as_bytes());
                 }
                 Err(status) => emit(phase, "shared-get-status", status_name(status).as_bytes()),
             },
@@ -337,7 +339,11 @@ impl Probe {
                 let timeout = it.next().and_then(|t| t.parse().ok()).unwrap_or(1000);
                 match hostcalls::dispatch_http_call(
                     upstream,
-                    vec![(":method", "POST"), (":path", path), (":authority", "probe")],
+                    vec![
+                        (":method", "POST"),
+                        (":path", path),
+                        (":authority", "probe"),
+                    ],
                     Some(b"ping"),
                     vec![("x-trailer", "t")],
                     Duration::from_millis(timeout),
@@ -475,7 +481,11 @@ impl Context for Probe {
                 .unwrap_or_default();
             emit("reqh", "callout-body", &body);
             let trailers = self.get_http_call_response_trailers_bytes();
-            emit("reqh", "callout-trailers", trailers.len().to_string().as_bytes());
+            emit(
+                "reqh",
+                "callout-trailers",
+                trailers.len().to_string().as_bytes(),
+            );
             let _ = num_trailers;
         }
         let _ = self.run("callout", 0);
@@ -491,7 +501,11 @@ impl HttpContext for Probe {
             .filter(|(name, _)| name == "x-probe-op")
             .map(|(_, value)| String::from_utf8_lossy(&value).into_owned())
             .collect();
-        emit("reqh", "eos", if end_of_stream { b"true" } else { b"false" });
+        emit(
+            "reqh",
+            "eos",
+            if end_of_stream { b"true" } else { b"false" },
+        );
         self.run("reqh", 0)
     }
 
@@ -504,7 +518,11 @@ impl HttpContext for Probe {
     }
 
     fn on_http_response_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
-        emit("resph", "eos", if end_of_stream { b"true" } else { b"false" });
+        emit(
+            "resph",
+            "eos",
+            if end_of_stream { b"true" } else { b"false" },
+        );
         self.run("resph", 0)
     }
 
