@@ -1,7 +1,8 @@
 //! An in-memory host implementing every port, for native unit tests of plugin logic.
 //!
 //! State is plain data behind `RefCell`s: tests set it up, run the logic, then inspect it.
-//! Shared data follows Envoy's rules (cas 0 writes unconditionally, each write bumps the cas).
+//! Shared data follows Envoy's rules (cas 0 writes unconditionally, each write bumps the cas), or
+//! Kong's when [`FakeHost::cas_rule`] says so.
 
 use crate::headers::HeaderList;
 use crate::ports::{
@@ -47,6 +48,18 @@ pub struct FakeHost {
     pub local_reply: RefCell<Option<SentReply>>,
     /// Host calls made, by name, for "read once per phase" checks.
     pub calls: RefCell<Vec<&'static str>>,
+    /// Which host's compare-and-swap rule shared data follows (default: Envoy's).
+    pub cas_rule: Cell<CasRule>,
+}
+
+/// The compare-and-swap rule of a host's shared data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CasRule {
+    /// cas 0 writes unconditionally; any other cas must equal the stored one.
+    #[default]
+    Envoy,
+    /// A write succeeds only if cas equals the stored one (a missing key counts as 0).
+    Kong,
 }
 
 impl FakeHost {
@@ -243,7 +256,11 @@ impl SharedDataPort for FakeHost {
     fn set_shared_data(&self, key: &str, value: &[u8], cas: u32) -> Result<(), HostError> {
         let mut shared = self.shared.borrow_mut();
         let current = shared.get(key).map_or(0, |(_, c)| *c);
-        if cas != 0 && cas != current {
+        let refused = match self.cas_rule.get() {
+            CasRule::Envoy => cas != 0 && cas != current,
+            CasRule::Kong => cas != current,
+        };
+        if refused {
             return Err(HostError::CasMismatch);
         }
         shared.insert(

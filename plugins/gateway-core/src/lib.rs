@@ -7,6 +7,7 @@
 //! - [`antispoof`]: removal of client-supplied copies of trusted headers.
 //! - [`ports`]: small traits for everything a plugin asks of its host.
 //! - [`proxy_wasm_host`]: the one adapter implementing those traits with proxy-wasm hostcalls.
+//! - [`shared_record`]: read-modify-write of a keyed record in shared data, bounded cas retries.
 //!
 //! Decision code depends on [`ports`] only, never on `proxy_wasm`, so it runs natively in unit
 //! tests (with [`fake::FakeHost`] behind the `fake-host` feature).
@@ -20,5 +21,6 @@ pub mod identity;
 pub mod matching;
 pub mod ports;
 pub mod proxy_wasm_host;
+pub mod shared_record;
 
 pub use error::{ConfigError, ConfigErrorKind};
