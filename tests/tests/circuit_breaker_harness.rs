@@ -262,8 +262,7 @@ fn open_duration_grows_on_repeated_trips_up_to_the_cap() {
             let line = h
                 .logs_at(LogLevel::Info)
                 .into_iter()
-                .filter(|l| l.contains("half-open -> open"))
-                .last()
+                .rfind(|l| l.contains("half-open -> open"))
                 .unwrap();
             let ms: u64 = line
                 .split("open for ")
@@ -402,6 +401,10 @@ fn fallback_mode_sets_the_route_header_and_continues() {
         s.send_response_headers(&[(":status", "500")], true)
             .unwrap();
         s.finish().unwrap();
+        // It was routed with the client's header, so it passed untracked.
+        assert_eq!(metric(&h, "circuit_breaker.untracked"), 1);
+        assert_eq!(metric(&h, "circuit_breaker.orders.trips"), 0);
+        assert_eq!(call(&h, 0, "500"), Seen::Upstream);
         let mut s = h.worker(1).stream().unwrap();
         let action = s.send_request_headers(&[(":path", "/")], true).unwrap();
         assert_eq!(action, Action::Continue);

@@ -202,8 +202,18 @@ impl Stream {
             return Flow::Continue;
         };
         let settings = &rt.settings;
+        let mut spoofed = false;
         for name in &settings.strip_headers {
-            let _ = host.remove_header(HeaderMapKind::Request, name);
+            if let Ok(Some(_)) = host.header(HeaderMapKind::Request, name) {
+                spoofed = true;
+                let _ = host.remove_header(HeaderMapKind::Request, name);
+            }
+        }
+        if spoofed {
+            // The gateway routed this request with the client's copy of the fallback header; a
+            // key read from the route or cluster now names the fallback. Pass it untracked.
+            rt.global.untracked(host);
+            return Flow::Continue;
         }
         let Some(name) = key_value(host, settings) else {
             rt.global.untracked(host);

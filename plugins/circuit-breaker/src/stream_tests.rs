@@ -111,6 +111,11 @@ fn fallback_mode_sets_the_header_and_strips_client_copies() {
         .is_empty());
     host.set_response(&[(":status", b"500")]);
     s.on_response_headers(&host);
+    // Routed with the client's copy of the header: passed untracked.
+    assert_eq!(host.metric("circuit_breaker.untracked"), 1);
+    let mut s = Stream::new(Some(Rc::clone(&rt)));
+    assert_eq!(s.on_request_headers(&host), Flow::Continue);
+    s.on_response_headers(&host);
     let mut s = Stream::new(Some(Rc::clone(&rt)));
     assert_eq!(s.on_request_headers(&host), Flow::Continue);
     assert_eq!(
