@@ -1,0 +1,118 @@
+//! Metrics the plugin defines. Envoy shows them as `wasmcustom.<name>`, Kong as
+//! `pw.<filter>.<name>`.
+
+use gateway_core::ports::{MetricId, MetricsPort};
+
+/// One metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Metric {
+    /// Requests admitted after at least one rule was checked.
+    Allowed,
+    /// Requests refused.
+    Limited,
+    /// Requests that would have been refused, admitted in shadow mode.
+    ShadowLimited,
+    /// Requests exempt (CIDR or header value).
+    Exempt,
+    /// Compare-and-swaps lost and retried.
+    CasRetries,
+    /// Rules whose attempts all lost their compare-and-swap.
+    CasExhausted,
+    /// Rules whose candidate slots all held other live keys.
+    SlotsExhausted,
+    /// Idle slots taken over by another key.
+    SlotTakeovers,
+    /// Host shared-data failures.
+    StoreErrors,
+    /// Requests given back to a rule after a later rule refused.
+    Refunds,
+    /// Refunds that could not be written.
+    RefundFailures,
+    /// Gauge: slots ever claimed (never decreases: Envoy never deletes a key).
+    SlotsInUse,
+}
+
+impl Metric {
+    /// Every metric, in definition order.
+    pub const ALL: [Metric; 12] = [
+        Metric::Allowed,
+        Metric::Limited,
+        Metric::ShadowLimited,
+        Metric::Exempt,
+        Metric::CasRetries,
+        Metric::CasExhausted,
+        Metric::SlotsExhausted,
+        Metric::SlotTakeovers,
+        Metric::StoreErrors,
+        Metric::Refunds,
+        Metric::RefundFailures,
+        Metric::SlotsInUse,
+    ];
+
+    /// The name given to the host.
+    pub fn name(self) -> &'static str {
+        match self {
+            Metric::Allowed => "ratelimit.allowed",
+            Metric::Limited => "ratelimit.limited",
+            Metric::ShadowLimited => "ratelimit.shadow_limited",
+            Metric::Exempt => "ratelimit.exempt",
+            Metric::CasRetries => "ratelimit.cas_retries",
+            Metric::CasExhausted => "ratelimit.cas_retries_exhausted",
+            Metric::SlotsExhausted => "ratelimit.slots_exhausted",
+            Metric::SlotTakeovers => "ratelimit.slot_takeovers",
+            Metric::StoreErrors => "ratelimit.store_errors",
+            Metric::Refunds => "ratelimit.refunds",
+            Metric::RefundFailures => "ratelimit.refund_failures",
+            Metric::SlotsInUse => "ratelimit.slots_in_use",
+        }
+    }
+}
+
+/// The ids of the defined metrics (`None` where the host refused one).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Metrics {
+    ids: [Option<MetricId>; 12],
+}
+
+impl Metrics {
+    /// Defines every metric once (per VM, in `on_configure`).
+    pub fn define<M: MetricsPort + ?Sized>(host: &M) -> Self {
+        let mut ids = [None; 12];
+        for (slot, metric) in ids.iter_mut().zip(Metric::ALL) {
+            *slot = match metric {
+                Metric::SlotsInUse => host.define_gauge(metric.name()).ok(),
+                _ => host.define_counter(metric.name()).ok(),
+            };
+        }
+        Self { ids }
+    }
+
+    /// Adds `n` (nothing for 0: every host call costs).
+    pub fn add<M: MetricsPort + ?Sized>(&self, host: &M, metric: Metric, n: u32) {
+        if n == 0 {
+            return;
+        }
+        let index = Metric::ALL.iter().position(|m| *m == metric);
+        if let Some(id) = index.and_then(|i| self.ids.get(i).copied().flatten()) {
+            let _ = host.increment(id, i64::from(n));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gateway_core::fake::FakeHost;
+
+    #[test]
+    fn defines_and_counts() {
+        let host = FakeHost::default();
+        let metrics = Metrics::define(&host);
+        metrics.add(&host, Metric::Limited, 2);
+        metrics.add(&host, Metric::Limited, 0);
+        metrics.add(&host, Metric::SlotsInUse, 1);
+        assert_eq!(host.metric("ratelimit.limited"), 2);
+        assert_eq!(host.metric("ratelimit.slots_in_use"), 1);
+        assert_eq!(host.metrics.borrow().len(), Metric::ALL.len());
+    }
+}
