@@ -47,6 +47,31 @@ const CONFIGS: &[BenchConfig] = &[
             )]
         },
     },
+    BenchConfig {
+        name: "circuit-breaker",
+        what: "Envoy + circuit-breaker, closed (defaults: one breaker per cluster, count window 20)",
+        filters: |dist| {
+            vec![envoy::wasm_filter(
+                "circuit-breaker",
+                &json!({}),
+                &dist.join("circuit-breaker.wasm"),
+            )]
+        },
+    },
+    BenchConfig {
+        name: "circuit-breaker-open",
+        what: "Envoy + circuit-breaker, open: a 200 counts as a failure, so the first response trips it for an hour; every later request gets the breaker's 503 (answer rate while open)",
+        filters: |dist| {
+            vec![envoy::wasm_filter(
+                "circuit-breaker",
+                &json!({"key": {"source": "fixed", "value": "bench"},
+                        "defaults": {"failure": {"status_codes": [200]}, "window": {"requests": 1},
+                                     "min_requests": 1,
+                                     "open": {"duration_ms": 3_600_000u64, "max_duration_ms": 3_600_000u64}}}),
+                &dist.join("circuit-breaker.wasm"),
+            )]
+        },
+    },
 ];
 
 const ENVOY_CPU: &str = "0";
