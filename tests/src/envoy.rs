@@ -13,6 +13,8 @@ use serde_json::{json, Value};
 
 use crate::client;
 use crate::paths::{self, ScratchDir};
+use suite_support::envoy_config::socket;
+pub use suite_support::envoy_config::wasm_filter_json;
 
 /// How long Envoy may take to become ready (V8 compiles the plugins at startup).
 pub const READY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -80,11 +82,11 @@ impl EnvoyConfig {
             "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}
         }));
         Ok(json!({
-            "admin": {"address": socket(&"127.0.0.1:0".parse()?)},
+            "admin": {"address": socket("127.0.0.1:0".parse()?)},
             "static_resources": {
                 "listeners": [{
                     "name": "listener_0",
-                    "address": socket(&"127.0.0.1:0".parse()?),
+                    "address": socket("127.0.0.1:0".parse()?),
                     "filter_chains": [{"filters": [{
                         "name": "envoy.filters.network.http_connection_manager",
                         "typed_config": {
@@ -114,39 +116,12 @@ impl EnvoyConfig {
                     "connect_timeout": "5s",
                     "load_assignment": {
                         "cluster_name": "upstream",
-                        "endpoints": [{"lb_endpoints": [{"endpoint": {"address": socket(&self.upstream)}}]}]
+                        "endpoints": [{"lb_endpoints": [{"endpoint": {"address": socket(self.upstream)}}]}]
                     }
                 }]
             }
         }))
     }
-}
-
-fn socket(addr: &SocketAddr) -> Value {
-    json!({"socket_address": {"address": addr.ip().to_string(), "port_value": addr.port()}})
-}
-
-/// The `envoy.filters.http.wasm` entry for one plugin (V8, local file, config as StringValue).
-pub fn wasm_filter_json(plugin: &str, config: &Value, wasm: &std::path::Path) -> Value {
-    json!({
-        "name": plugin,
-        "typed_config": {
-            "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
-            "config": {
-                "name": plugin,
-                "root_id": plugin,
-                "configuration": {
-                    "@type": "type.googleapis.com/google.protobuf.StringValue",
-                    "value": config.to_string()
-                },
-                "vm_config": {
-                    "vm_id": plugin,
-                    "runtime": "envoy.wasm.runtime.v8",
-                    "code": {"local": {"filename": wasm.display().to_string()}}
-                }
-            }
-        }
-    })
 }
 
 /// A running Envoy.

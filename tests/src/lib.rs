@@ -6,7 +6,7 @@
 //! Paths come from `SUITE_ENVOY_BIN`, `SUITE_DIST_DIR` and `SUITE_UPSTREAM_BIN` (set by
 //! `cargo xtask test`), or default to `.tools/`, `dist/` and `target/` ([`paths`]).
 
-pub mod client;
+pub use suite_support::client;
 pub mod envoy;
 pub mod envoy_runner;
 pub mod harness_runner;

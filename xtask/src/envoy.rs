@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
+use suite_support::envoy_config;
 
 use crate::{exec, http, workspace};
 
@@ -166,31 +167,11 @@ pub fn local(port: u16) -> SocketAddr {
 }
 
 fn socket(port: u16) -> Value {
-    json!({"socket_address": {"address": "127.0.0.1", "port_value": port}})
+    envoy_config::socket(local(port))
 }
 
-/// The `envoy.filters.http.wasm` entry for one plugin (V8, local file, config as StringValue).
-pub fn wasm_filter(plugin: &str, config: &Value, wasm: &Path) -> Value {
-    json!({
-        "name": plugin,
-        "typed_config": {
-            "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
-            "config": {
-                "name": plugin,
-                "root_id": plugin,
-                "configuration": {
-                    "@type": "type.googleapis.com/google.protobuf.StringValue",
-                    "value": config.to_string()
-                },
-                "vm_config": {
-                    "vm_id": plugin,
-                    "runtime": "envoy.wasm.runtime.v8",
-                    "code": {"local": {"filename": wasm.display().to_string()}}
-                }
-            }
-        }
-    })
-}
+/// The `envoy.filters.http.wasm` entry for one plugin.
+pub use suite_support::envoy_config::wasm_filter_json as wasm_filter;
 
 /// A bootstrap like the test one: listener → HCM (`filters`, then router) → cluster `upstream`.
 pub fn bootstrap(listener: u16, admin: u16, upstream: u16, filters: Vec<Value>) -> Value {
