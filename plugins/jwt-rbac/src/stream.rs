@@ -1,0 +1,382 @@
+//! One HTTP stream: reads the request headers once, decides in memory, writes changes back.
+//!
+//! Order: anti-spoofing (every path), CORS preflight bypass, rule, tokens (cache, then
+//! validation), roles and scopes, identity headers, token stripping. A denial answers locally
+//! with 401/403 and a stable reason code; nothing of the token or the keys is echoed.
+
+use crate::cache::{self, TokenCache};
+use crate::claims;
+use crate::config::{NoRule, Settings};
+use crate::extract::{self, Found};
+use crate::metrics::{Metric, Metrics};
+use crate::policy::{self, Requirement, Rule};
+use crate::reason::Reason;
+use crate::validate::Verified;
+use crate::verify::HostCrypto;
+use gateway_core::headers::HeaderEdits;
+use gateway_core::ports::{
+    Clock, HeaderMapKind, HeaderPort, LocalReplyPort, LogLevel, LogPort, MetricsPort,
+};
+use std::cell::RefCell;
+use std::rc::Rc;
+
+/// Everything a stream needs from its host.
+pub trait Host: HeaderPort + Clock + LocalReplyPort + LogPort + MetricsPort {}
+
+impl<T> Host for T where T: HeaderPort + Clock + LocalReplyPort + LogPort + MetricsPort {}
+
+/// What the host should do after a callback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    /// Go on.
+    Continue,
+    /// Stop: a local reply was sent.
+    Stop,
+}
+
+/// State shared by every stream of a VM.
+#[derive(Clone)]
+pub struct Shared {
+    /// Compiled configuration (`None`: refused; streams fail closed with 500).
+    pub settings: Option<Rc<Settings>>,
+    /// Counters.
+    pub metrics: Metrics,
+    /// Verified tokens.
+    pub cache: Rc<RefCell<TokenCache>>,
+    /// Host signature checks, when the host offers them and config allows.
+    pub crypto: Option<Rc<dyn HostCrypto>>,
+}
+
+/// The outcome of authentication.
+enum Auth {
+    Anonymous,
+    Verified(Vec<(usize, Rc<Verified>)>),
+}
+
+/// The per-stream logic.
+pub struct Stream {
+    shared: Shared,
+}
+
+impl Stream {
+    /// A stream of a VM.
+    pub fn new(shared: Shared) -> Self {
+        Self { shared }
+    }
+
+    /// Request headers phase.
+    pub fn on_request_headers<H: Host + ?Sized>(&mut self, host: &H) -> Flow {
+        let Some(settings) = self.shared.settings.clone() else {
+            host.log(
+                LogLevel::Error,
+                "jwt-rbac: no valid configuration, answering 500",
+            );
+            return self.deny(host, "api", Reason::Internal);
+        };
+        let headers = match host.header_list(HeaderMapKind::Request) {
+            Ok(headers) => headers,
+            Err(err) => {
+                host.log(
+                    LogLevel::Error,
+                    &format!("jwt-rbac: cannot read request headers: {err}"),
+                );
+                return self.deny(host, &settings.realm, Reason::Internal);
+            }
+        };
+        let mut request = HeaderEdits::new(headers);
+        let stripped = settings.protected.strip(request.headers_mut());
+        for name in &stripped.names {
+            request.record_removed(name);
+        }
+        self.shared
+            .metrics
+            .add(host, Metric::SpoofedHeadersRemoved, stripped.lines);
+
+        let method = request.first(":method").unwrap_or_default().to_vec();
+        let path = request.first(":path").unwrap_or_default().to_vec();
+
+        if settings.cors_preflight_bypass
+            && method == b"OPTIONS"
+            && request.contains("origin")
+            && request.contains("access-control-request-method")
+        {
+            return self.pass_anonymous(host, &settings, &mut request);
+        }
+
+        let Some(rule) = policy::first_match(&settings.rules, &method, &path) else {
+            return match settings.no_rule {
+                NoRule::Allow => self.pass_anonymous(host, &settings, &mut request),
+                NoRule::Deny => self.deny_after(host, &settings, &request, Reason::NoRule),
+            };
+        };
+
+        let now = match host.now_unix_nanos() {
+            Ok(nanos) => i64::try_from(nanos / 1_000_000_000).unwrap_or(i64::MAX),
+            Err(err) => {
+                host.log(LogLevel::Error, &format!("jwt-rbac: no clock: {err}"));
+                return self.deny_after(host, &settings, &request, Reason::Internal);
+            }
+        };
+        let mut found_sources = Vec::new();
+        let auth = match self.authenticate(host, &settings, rule, &request, now, &mut found_sources)
+        {
+            Ok(auth) => auth,
+            Err(reason) => return self.deny_after(host, &settings, &request, reason),
+        };
+        let verified = match auth {
+            Auth::Anonymous => return self.pass_anonymous(host, &settings, &mut request),
+            Auth::Verified(v) => v,
+        };
+        if let Err(reason) = authorize(&settings, rule, &verified) {
+            return self.deny_after(host, &settings, &request, reason);
+        }
+        for (index, source) in &found_sources {
+            if settings.providers.get(*index).is_some_and(|p| !p.forward) {
+                extract::strip(source, &mut request);
+            }
+        }
+        inject(&settings, &verified, &mut request);
+        self.shared.metrics.add(host, Metric::Allowed, 1);
+        self.write(host, &request);
+        Flow::Continue
+    }
+
+    fn authenticate<H: Host + ?Sized>(
+        &self,
+        host: &H,
+        settings: &Settings,
+        rule: &Rule,
+        request: &HeaderEdits,
+        now: i64,
+        found_sources: &mut Vec<(usize, crate::config::TokenSource)>,
+    ) -> Result<Auth, Reason> {
+        let (providers, all, missing_ok) = match &rule.requires {
+            Requirement::Anonymous => return Ok(Auth::Anonymous),
+            Requirement::AnyOf(p) => (p, false, false),
+            Requirement::AllOf(p) => (p, true, false),
+            Requirement::AllowMissing(p) => (p, false, true),
+        };
+        let mut verified = Vec::new();
+        let mut first_error = None;
+        let mut any_token = false;
+        for &index in providers {
+            let Some(provider) = settings.providers.get(index) else {
+                continue;
+            };
+            let found = match extract::find(&provider.sources, request) {
+                Ok(found) => found,
+                Err(reason) => {
+                    any_token = true;
+                    first_error.get_or_insert(reason);
+                    if all {
+                        return Err(reason);
+                    }
+                    continue;
+                }
+            };
+            let Some(Found { token, source }) = found else {
+                if all {
+                    return Err(Reason::TokenMissing);
+                }
+                continue;
+            };
+            any_token = true;
+            found_sources.push((index, source));
+            match self.validate(host, settings, index, &token, now) {
+                Ok(v) => {
+                    verified.push((index, v));
+                    if !all {
+                        break;
+                    }
+                }
+                Err(reason) => {
+                    if all {
+                        return Err(reason);
+                    }
+                    first_error.get_or_insert(reason);
+                }
+            }
+        }
+        if !verified.is_empty() {
+            return Ok(Auth::Verified(verified));
+        }
+        if missing_ok && !any_token {
+            return Ok(Auth::Anonymous);
+        }
+        Err(first_error.unwrap_or(Reason::TokenMissing))
+    }
+
+    fn validate<H: Host + ?Sized>(
+        &self,
+        host: &H,
+        settings: &Settings,
+        index: usize,
+        token: &[u8],
+        now: i64,
+    ) -> Result<Rc<Verified>, Reason> {
+        let provider = settings.providers.get(index).ok_or(Reason::Internal)?;
+        let enabled = self.shared.cache.borrow().enabled();
+        let key = cache::key(index, token);
+        if enabled && token.len() <= provider.validator.max_token_bytes {
+            if let Some(hit) = self.shared.cache.borrow_mut().get(&key, now) {
+                self.shared.metrics.add(host, Metric::CacheHits, 1);
+                return Ok(hit);
+            }
+            self.shared.metrics.add(host, Metric::CacheMisses, 1);
+        }
+        let verified = Rc::new(provider.validator.validate(
+            token,
+            now,
+            self.shared.crypto.as_deref(),
+        )?);
+        if enabled {
+            self.shared
+                .cache
+                .borrow_mut()
+                .insert(key, Rc::clone(&verified), now);
+        }
+        Ok(verified)
+    }
+
+    fn pass_anonymous<H: Host + ?Sized>(
+        &self,
+        host: &H,
+        settings: &Settings,
+        request: &mut HeaderEdits,
+    ) -> Flow {
+        request.set(&settings.identity.status_header, b"anonymous".to_vec());
+        self.shared.metrics.add(host, Metric::Anonymous, 1);
+        self.write(host, request);
+        Flow::Continue
+    }
+
+    fn deny_after<H: Host + ?Sized>(
+        &self,
+        host: &H,
+        settings: &Settings,
+        request: &HeaderEdits,
+        reason: Reason,
+    ) -> Flow {
+        // Keep the request map clean for filters and access logs after this one.
+        self.write(host, request);
+        self.deny(host, &settings.realm, reason)
+    }
+
+    fn deny<H: Host + ?Sized>(&self, host: &H, realm: &str, reason: Reason) -> Flow {
+        self.shared.metrics.add(host, Metric::Denied, 1);
+        self.shared.metrics.add(host, Metric::DeniedBy(reason), 1);
+        let challenge = challenge(realm, reason);
+        let body = format!(
+            "{{\"error\":\"{}\",\"reason\":\"{}\"}}",
+            reason.error(),
+            reason.code()
+        );
+        let mut headers: Vec<(&str, &str)> = vec![
+            ("content-type", "application/json"),
+            ("cache-control", "no-store"),
+        ];
+        if let Some(challenge) = &challenge {
+            headers.push(("www-authenticate", challenge));
+        }
+        if let Err(err) = host.send_local_reply(reason.status(), &headers, body.as_bytes()) {
+            host.log(
+                LogLevel::Error,
+                &format!("jwt-rbac: cannot send the {} reply: {err}", reason.status()),
+            );
+        }
+        Flow::Stop
+    }
+
+    fn write<H: Host + ?Sized>(&self, host: &H, request: &HeaderEdits) {
+        if let Err(err) = request.apply(host, HeaderMapKind::Request) {
+            host.log(
+                LogLevel::Warn,
+                &format!("jwt-rbac: cannot update request headers: {err}"),
+            );
+        }
+    }
+}
+
+/// The `WWW-Authenticate` value for 401 and 403 (`None` for other statuses).
+pub fn challenge(realm: &str, reason: Reason) -> Option<String> {
+    match reason.status() {
+        401 if reason == Reason::TokenMissing => Some(format!("Bearer realm=\"{realm}\"")),
+        401 | 403 if reason != Reason::NoRule => Some(format!(
+            "Bearer realm=\"{realm}\", error=\"{}\", error_description=\"{}\"",
+            reason.error(),
+            reason.code()
+        )),
+        _ => None,
+    }
+}
+
+fn authorize(
+    settings: &Settings,
+    rule: &Rule,
+    verified: &[(usize, Rc<Verified>)],
+) -> Result<(), Reason> {
+    if let Some(check) = &rule.roles {
+        let roles = all_roles(settings, verified);
+        if !check.satisfied_by(&roles) {
+            return Err(Reason::InsufficientRole);
+        }
+    }
+    if let Some(check) = &rule.scopes {
+        let scopes = all_scopes(verified);
+        if !check.satisfied_by(&scopes) {
+            return Err(Reason::InsufficientScope);
+        }
+    }
+    Ok(())
+}
+
+fn all_roles(settings: &Settings, verified: &[(usize, Rc<Verified>)]) -> Vec<String> {
+    let mut roles = Vec::new();
+    for (index, v) in verified {
+        if let Some(p) = settings.providers.get(*index) {
+            for r in policy::roles(&v.claims, &p.roles_claim) {
+                if !roles.contains(&r) {
+                    roles.push(r);
+                }
+            }
+        }
+    }
+    roles
+}
+
+fn all_scopes(verified: &[(usize, Rc<Verified>)]) -> Vec<String> {
+    let mut scopes = Vec::new();
+    for (_, v) in verified {
+        for s in policy::scopes(&v.claims) {
+            if !scopes.contains(&s) {
+                scopes.push(s);
+            }
+        }
+    }
+    scopes
+}
+
+fn inject(settings: &Settings, verified: &[(usize, Rc<Verified>)], request: &mut HeaderEdits) {
+    let identity = &settings.identity;
+    request.set(&identity.status_header, b"verified".to_vec());
+    request.set(&identity.method_header, b"jwt".to_vec());
+    if let Some((_, first)) = verified.first() {
+        for mapping in &identity.claims {
+            if let Some(value) =
+                policy::lookup(&first.claims, &mapping.claim).and_then(claims::header_value)
+            {
+                request.set(&mapping.header, value.into_bytes());
+            }
+        }
+    }
+    let join_valid = |items: Vec<String>, sep: &str| {
+        let text = items.join(sep);
+        (!text.is_empty() && gateway_core::headers::is_valid_value(text.as_bytes())).then_some(text)
+    };
+    if let Some(roles) = join_valid(all_roles(settings, verified), ",") {
+        request.set(&identity.roles_header, roles.into_bytes());
+    }
+    if let Some(scopes) = join_valid(all_scopes(verified), " ") {
+        request.set(&identity.scopes_header, scopes.into_bytes());
+    }
+}

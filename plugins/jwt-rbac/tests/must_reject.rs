@@ -1,0 +1,404 @@
+//! The "must reject" list, token by token, against the pure validator (no host), plus
+//! every algorithm's happy path. Tokens are minted from `tests/fixtures/jwt-rbac/keys.json`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+#[path = "../../../tests/fixtures/jwt-rbac/mint.rs"]
+mod mint;
+
+use jwt_rbac::config::Settings;
+use jwt_rbac::reason::Reason;
+use jwt_rbac::validate::Validator;
+use mint::*;
+use serde_json::{json, Value};
+
+const NOW: i64 = 1_800_000_000;
+
+fn validator_with(algorithms: &[&str], jwks: Value, extra: Value) -> Validator {
+    let mut provider = json!({
+        "issuer": "https://issuer.example.com",
+        "audiences": ["api", "other"],
+        "algorithms": algorithms,
+        "jwks": jwks,
+    });
+    for (k, v) in extra.as_object().unwrap() {
+        provider[k] = v.clone();
+    }
+    let config = json!({"providers": {"main": provider}});
+    let settings = Settings::from_json(config.to_string().as_bytes()).unwrap();
+    settings.providers[0].validator.clone()
+}
+
+fn validator(algorithms: &[&str]) -> Validator {
+    validator_with(algorithms, all_jwks(), json!({}))
+}
+
+fn check(v: &Validator, token: &str) -> Result<(), Reason> {
+    v.validate(token.as_bytes(), NOW, None).map(|_| ())
+}
+
+const ALL_ALGS: [&str; 12] = [
+    "HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256",
+    "ES384", "EdDSA",
+];
+
+#[test]
+fn every_algorithm_verifies() {
+    let v = validator(&ALL_ALGS);
+    for alg in ALL_ALGS {
+        let token = sign(alg, kid_for(alg), &good_claims());
+        assert_eq!(check(&v, &token), Ok(()), "{alg}");
+        // Without kid: the keys fitting the algorithm are tried.
+        let token = sign_with_header(alg, kid_for(alg), json!({"kid": null}), &good_claims());
+        assert_eq!(check(&v, &token), Ok(()), "{alg} without kid");
+    }
+}
+
+#[test]
+fn bad_signature_for_every_algorithm() {
+    let v = validator(&ALL_ALGS);
+    for alg in ALL_ALGS {
+        let token = sign(alg, kid_for(alg), &good_claims());
+        let (input, sig) = token.rsplit_once('.').unwrap();
+        let mut bytes =
+            base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, sig).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0x01;
+        let forged = format!("{input}.{}", b64(&bytes));
+        assert_eq!(check(&v, &forged), Err(Reason::SignatureInvalid), "{alg}");
+        // Same signature, other payload.
+        let other = sign(alg, kid_for(alg), &claims_with(json!({"sub": "mallory"})));
+        let spliced = format!("{}.{sig}", other.rsplit_once('.').unwrap().0);
+        assert_eq!(check(&v, &spliced), Err(Reason::SignatureInvalid), "{alg}");
+        // Empty signature.
+        assert_eq!(
+            check(&v, &format!("{input}.")),
+            Err(Reason::SignatureInvalid),
+            "{alg}"
+        );
+    }
+}
+
+#[test]
+fn alg_none_in_any_case() {
+    let v = validator(&["RS256"]);
+    for none in ["none", "None", "NONE", "nOnE"] {
+        let header = json!({"alg": none, "typ": "JWT"}).to_string();
+        for sig in [&b""[..], b"x"] {
+            let token = assemble(&header, &good_claims().to_string(), sig);
+            assert_eq!(check(&v, &token), Err(Reason::AlgNone), "{none}");
+        }
+    }
+}
+
+#[test]
+fn algorithm_confusion_hs256_with_the_rsa_public_key() {
+    let secret = rsa_public_pem_like();
+    let header = json!({"alg": "HS256", "typ": "JWT", "kid": "rsa-1"}).to_string();
+    let payload = good_claims().to_string();
+    let input = format!("{}.{}", b64(&header), b64(&payload));
+    let token = format!("{input}.{}", b64(hmac("HS256", &secret, input.as_bytes())));
+    // Provider without HS256.
+    assert_eq!(
+        check(&validator(&["RS256"]), &token),
+        Err(Reason::AlgNotAllowed)
+    );
+    // Provider with HS256 too: the key named by kid is RSA, so HS256 is not its algorithm.
+    let both = validator(&["RS256", "HS256"]);
+    assert_eq!(check(&both, &token), Err(Reason::AlgNotAllowed));
+    // Without kid: only real HMAC keys are tried, with their own secret.
+    let header = json!({"alg": "HS256", "typ": "JWT"}).to_string();
+    let input = format!("{}.{}", b64(&header), b64(&payload));
+    let token = format!("{input}.{}", b64(hmac("HS256", &secret, input.as_bytes())));
+    assert_eq!(check(&both, &token), Err(Reason::SignatureInvalid));
+    // An RSA-only JWKS with HS256 allowed cannot even be configured.
+    let config =
+        json!({"providers": {"p": {"algorithms": ["RS256", "HS256"], "jwks": jwks(&["rsa-1"])}}});
+    let err = Settings::from_json(config.to_string().as_bytes()).unwrap_err();
+    assert_eq!(err.field, "providers.p.algorithms[1]");
+}
+
+#[test]
+fn algorithm_outside_the_providers_list() {
+    let v = validator(&["RS256"]);
+    for alg in ["ES256", "PS256", "RS512", "HS256", "EdDSA"] {
+        let token = sign(alg, kid_for(alg), &good_claims());
+        assert_eq!(check(&v, &token), Err(Reason::AlgNotAllowed), "{alg}");
+    }
+    let header = json!({"alg": "XS256", "kid": "rsa-1"}).to_string();
+    let token = assemble(&header, &good_claims().to_string(), b"sig");
+    assert_eq!(check(&v, &token), Err(Reason::AlgNotAllowed));
+    let header = json!({"alg": ["RS256"], "kid": "rsa-1"}).to_string();
+    let token = assemble(&header, &good_claims().to_string(), b"sig");
+    assert_eq!(check(&v, &token), Err(Reason::TokenMalformed));
+}
+
+#[test]
+fn key_fixed_by_alg_in_jwk() {
+    // rsa-1 pinned to RS256: a PS256 token with its kid is refused even though PS256 is allowed.
+    let mut jwk = public_jwk("rsa-1");
+    jwk["alg"] = json!("RS256");
+    let v = validator_with(
+        &["RS256", "PS256"],
+        json!({"keys": [jwk, public_jwk("rsa-2")]}),
+        json!({}),
+    );
+    let token = sign("PS256", "rsa-1", &good_claims());
+    assert_eq!(check(&v, &token), Err(Reason::AlgNotAllowed));
+    assert_eq!(check(&v, &sign("RS256", "rsa-1", &good_claims())), Ok(()));
+}
+
+#[test]
+fn unknown_kid() {
+    let v = validator(&["RS256"]);
+    let token = sign_with_header("RS256", "rsa-1", json!({"kid": "nope"}), &good_claims());
+    assert_eq!(check(&v, &token), Err(Reason::KidUnknown));
+    // A key removed from the JWKS (rotation): its tokens are unknown.
+    let only2 = validator_with(&["RS256"], jwks(&["rsa-2"]), json!({}));
+    assert_eq!(
+        check(&only2, &sign("RS256", "rsa-1", &good_claims())),
+        Err(Reason::KidUnknown)
+    );
+    let token = sign_with_header("RS256", "rsa-1", json!({"kid": 7}), &good_claims());
+    assert_eq!(check(&v, &token), Err(Reason::TokenMalformed));
+}
+
+#[test]
+fn key_material_in_the_header_is_never_trusted() {
+    let v = validator(&["RS256", "ES256"]);
+    let jwk = public_jwk("rsa-1");
+    for extra in [
+        json!({"jwk": jwk}),
+        json!({"jku": "https://attacker.example/jwks.json"}),
+        json!({"x5u": "https://attacker.example/cert.pem"}),
+        json!({"x5c": ["MIIB..."]}),
+    ] {
+        let token = sign_with_header("RS256", "rsa-1", extra.clone(), &good_claims());
+        assert_eq!(
+            check(&v, &token),
+            Err(Reason::HeaderKeyNotTrusted),
+            "{extra}"
+        );
+    }
+}
+
+#[test]
+fn crit_not_understood() {
+    let v = validator(&["RS256"]);
+    for crit in [json!(["exp"]), json!(["b64"]), json!([]), json!("x")] {
+        let token = sign_with_header(
+            "RS256",
+            "rsa-1",
+            json!({"crit": crit, "b64": false}),
+            &good_claims(),
+        );
+        assert_eq!(check(&v, &token), Err(Reason::CritUnsupported), "{crit}");
+    }
+}
+
+#[test]
+fn time_claims_with_skew() {
+    let v = validator(&["ES256"]);
+    let t = |c: Value| check(&v, &sign("ES256", "ec-1", &claims_with(c)));
+    assert_eq!(t(json!({"exp": NOW - 61})), Err(Reason::TokenExpired));
+    assert_eq!(t(json!({"exp": NOW - 60})), Err(Reason::TokenExpired));
+    assert_eq!(t(json!({"exp": NOW - 59})), Ok(()), "within skew");
+    assert_eq!(t(json!({"exp": (NOW - 30) as f64 + 0.5})), Ok(()));
+    assert_eq!(t(json!({"nbf": NOW + 61})), Err(Reason::TokenNotYetValid));
+    assert_eq!(t(json!({"nbf": NOW + 60})), Ok(()));
+    assert_eq!(t(json!({"iat": NOW + 61})), Err(Reason::IatInFuture));
+    assert_eq!(t(json!({"iat": NOW + 59})), Ok(()));
+    assert_eq!(t(json!({"exp": null})), Err(Reason::ClaimMissing));
+    let lax = validator_with(
+        &["ES256"],
+        all_jwks(),
+        json!({"require_exp": false, "clock_skew_seconds": 0}),
+    );
+    assert_eq!(
+        check(
+            &lax,
+            &sign("ES256", "ec-1", &claims_with(json!({"exp": null})))
+        ),
+        Ok(())
+    );
+    assert_eq!(
+        check(
+            &lax,
+            &sign("ES256", "ec-1", &claims_with(json!({"exp": NOW})))
+        ),
+        Err(Reason::TokenExpired)
+    );
+}
+
+#[test]
+fn time_claims_as_strings_or_other_types() {
+    let v = validator(&["ES256"]);
+    for (name, value) in [
+        ("exp", json!("4102444800")),
+        ("nbf", json!("0")),
+        ("iat", json!("1700000000")),
+        ("exp", json!(true)),
+        ("exp", json!([4102444800i64])),
+        ("exp", json!(null)),
+    ] {
+        let mut claims = good_claims();
+        claims[name] = value.clone();
+        let token = sign("ES256", "ec-1", &claims);
+        assert_eq!(
+            check(&v, &token),
+            Err(Reason::ClaimTypeInvalid),
+            "{name}: {value}"
+        );
+    }
+}
+
+#[test]
+fn issuer_and_audience() {
+    let v = validator(&["EdDSA"]);
+    let t = |c: Value| check(&v, &sign("EdDSA", "ed-1", &claims_with(c)));
+    assert_eq!(
+        t(json!({"iss": "https://evil.example.com"})),
+        Err(Reason::IssuerMismatch)
+    );
+    assert_eq!(t(json!({"iss": null})), Err(Reason::IssuerMismatch));
+    assert_eq!(t(json!({"iss": 5})), Err(Reason::ClaimTypeInvalid));
+    assert_eq!(
+        t(json!({"aud": "elsewhere"})),
+        Err(Reason::AudienceMismatch)
+    );
+    assert_eq!(t(json!({"aud": ["a", "b"]})), Err(Reason::AudienceMismatch));
+    assert_eq!(t(json!({"aud": null})), Err(Reason::AudienceMismatch));
+    assert_eq!(t(json!({"aud": ["x", "other"]})), Ok(()));
+    assert_eq!(t(json!({"aud": ["x", 1]})), Err(Reason::ClaimTypeInvalid));
+}
+
+#[test]
+fn lifetime_limit() {
+    let v = validator_with(
+        &["HS256"],
+        all_jwks(),
+        json!({"max_lifetime_seconds": 3600}),
+    );
+    let t = |c: Value| check(&v, &sign("HS256", "hs-1", &claims_with(c)));
+    assert_eq!(t(json!({"iat": NOW, "exp": NOW + 3600})), Ok(()));
+    assert_eq!(
+        t(json!({"iat": NOW, "exp": NOW + 3601})),
+        Err(Reason::LifetimeTooLong)
+    );
+    assert_eq!(
+        t(json!({"iat": null, "exp": NOW + 7200})),
+        Err(Reason::LifetimeTooLong)
+    );
+}
+
+#[test]
+fn ecdsa_zero_r_or_s_cve_2022_21449() {
+    let v = validator(&["ES256", "ES384"]);
+    for (alg, size) in [("ES256", 32), ("ES384", 48)] {
+        let good = sign(alg, kid_for(alg), &good_claims());
+        let (input, sig) = good.rsplit_once('.').unwrap();
+        let sig =
+            base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, sig).unwrap();
+        let zero = vec![0u8; size];
+        for forged in [
+            [zero.clone(), zero.clone()].concat(),
+            [zero.clone(), sig[size..].to_vec()].concat(),
+            [sig[..size].to_vec(), zero.clone()].concat(),
+        ] {
+            let token = format!("{input}.{}", b64(&forged));
+            assert_eq!(check(&v, &token), Err(Reason::SignatureInvalid), "{alg}");
+        }
+        // Wrong length (DER instead of r || s) too.
+        let token = format!("{input}.{}", b64(&sig[1..]));
+        assert_eq!(check(&v, &token), Err(Reason::SignatureInvalid), "{alg}");
+    }
+}
+
+#[test]
+fn malformed_tokens() {
+    let v = validator(&["RS256"]);
+    let good = sign("RS256", "rsa-1", &good_claims());
+    assert_eq!(check(&v, &good), Ok(()));
+    let (h, rest) = good.split_once('.').unwrap();
+    let (p, s) = rest.split_once('.').unwrap();
+    for bad in [
+        format!("{h}.{p}"),
+        format!("{h}.{p}.{s}.{s}"),
+        format!("{h}={}.{p}.{s}", ""),
+        format!("{h}.{p}.{s}="),
+        format!("{h}.{p}.{s}=="),
+        format!(
+            "{h}.{}.{s}",
+            p.replacen(|c: char| c.is_ascii_alphanumeric(), "+", 1)
+        ),
+        format!(
+            "{h}.{p}.{}",
+            s.replacen(|c: char| c.is_ascii_alphanumeric(), "/", 1)
+        ),
+        format!("{h}.{p}.{s}!"),
+        format!(" {good}"),
+        format!("{h}.{p}.{s}\n"),
+        String::new(),
+    ] {
+        assert_eq!(check(&v, &bad), Err(Reason::TokenMalformed), "{bad:?}");
+    }
+}
+
+#[test]
+fn jwe_with_five_segments() {
+    let v = validator(&["RS256"]);
+    let header = b64(json!({"alg": "RSA-OAEP", "enc": "A256GCM"}).to_string());
+    let jwe = format!(
+        "{header}.{}.{}.{}.{}",
+        b64("key"),
+        b64("iv"),
+        b64("ciphertext"),
+        b64("tag")
+    );
+    assert_eq!(check(&v, &jwe), Err(Reason::TokenMalformed));
+}
+
+#[test]
+fn payload_must_be_a_json_object() {
+    let v = validator(&["RS256"]);
+    for payload in ["[1,2]", "\"sub\"", "42", "null", "{\"a\":", "not json"] {
+        let token = sign_raw(
+            "RS256",
+            "rsa-1",
+            &json!({"alg": "RS256", "kid": "rsa-1"}).to_string(),
+            payload,
+        );
+        assert_eq!(check(&v, &token), Err(Reason::TokenMalformed), "{payload}");
+    }
+}
+
+#[test]
+fn token_over_the_size_limit() {
+    let v = validator(&["HS256"]);
+    let big = claims_with(json!({"pad": "x".repeat(9000)}));
+    let token = sign("HS256", "hs-1", &big);
+    assert!(token.len() > 8192);
+    assert_eq!(check(&v, &token), Err(Reason::TokenTooLarge));
+    let small = validator_with(&["HS256"], all_jwks(), json!({"max_token_bytes": 100}));
+    assert_eq!(
+        check(&small, &sign("HS256", "hs-1", &good_claims())),
+        Err(Reason::TokenTooLarge)
+    );
+}
+
+#[test]
+fn garbage_never_panics() {
+    let v = validator(&ALL_ALGS);
+    let good = sign("ES256", "ec-1", &good_claims());
+    // Every prefix and single-byte corruption of a good token: an error, never a panic.
+    for end in 0..good.len() {
+        let _ = check(&v, &good[..end]);
+    }
+    let bytes = good.as_bytes();
+    for i in (0..bytes.len()).step_by(3) {
+        for b in [b'.', b'A', b'-', b'_', 0, 0xff, b'='] {
+            let mut t = bytes.to_vec();
+            t[i] = b;
+            let _ = v.validate(&t, NOW, None);
+        }
+    }
+}
