@@ -72,6 +72,50 @@ const CONFIGS: &[BenchConfig] = &[
             )]
         },
     },
+    BenchConfig {
+        name: "ratelimit-shared-data",
+        what: "Envoy + ratelimit-shared-data: one rule, token bucket per client IP (capacity 1e9, never denies), RateLimit headers on every response",
+        filters: |dist| {
+            vec![envoy::wasm_filter(
+                "ratelimit-shared-data",
+                &json!({"rules": [{"name": "per-ip", "key": ["client_ip"],
+                        "token_bucket": {"capacity": 1_000_000_000u64, "refill_interval_ms": 1000}}]}),
+                &dist.join("ratelimit-shared-data.wasm"),
+            )]
+        },
+    },
+    BenchConfig {
+        name: "ratelimit-shared-data-global",
+        what: "Envoy + ratelimit-shared-data: one global token bucket (constant key, capacity 1e9, never denies), headers hidden: the same job as native local_ratelimit",
+        filters: |dist| {
+            vec![envoy::wasm_filter(
+                "ratelimit-shared-data",
+                &json!({"rules": [{"name": "global", "key": [{"constant": "all"}],
+                        "token_bucket": {"capacity": 1_000_000_000u64, "refill_interval_ms": 1000}}],
+                        "headers": {"ietf": false}}),
+                &dist.join("ratelimit-shared-data.wasm"),
+            )]
+        },
+    },
+    BenchConfig {
+        name: "local_ratelimit",
+        what: "Envoy + native envoy.filters.http.local_ratelimit: one token bucket (1e9 tokens per second, never denies), enabled and enforced",
+        filters: |_| {
+            vec![json!({
+                "name": "envoy.filters.http.local_ratelimit",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit",
+                    "stat_prefix": "http_local_rate_limiter",
+                    "token_bucket": {"max_tokens": 1_000_000_000u64, "tokens_per_fill": 1_000_000_000u64,
+                                     "fill_interval": "1s"},
+                    "filter_enabled": {"runtime_key": "local_rate_limit_enabled",
+                                       "default_value": {"numerator": 100, "denominator": "HUNDRED"}},
+                    "filter_enforced": {"runtime_key": "local_rate_limit_enforced",
+                                        "default_value": {"numerator": 100, "denominator": "HUNDRED"}}
+                }
+            })]
+        },
+    },
 ];
 
 const ENVOY_CPU: &str = "0";
