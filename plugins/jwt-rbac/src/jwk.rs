@@ -27,6 +27,7 @@ pub enum KeyMaterial {
     /// P-256 public key.
     P256(Box<p256::ecdsa::VerifyingKey>),
     /// P-384 public key.
+    #[cfg(feature = "es384")]
     P384(Box<p384::ecdsa::VerifyingKey>),
     /// Ed25519 public key.
     Ed25519(ed25519_compact::PublicKey),
@@ -52,6 +53,7 @@ impl Key {
             KeyMaterial::Hmac(_) => KeyFamily::Hmac,
             KeyMaterial::Rsa(_) => KeyFamily::Rsa,
             KeyMaterial::P256(_) => KeyFamily::P256,
+            #[cfg(feature = "es384")]
             KeyMaterial::P384(_) => KeyFamily::P384,
             KeyMaterial::Ed25519(_) => KeyFamily::Ed25519,
         }
@@ -167,13 +169,28 @@ fn parse_jwk(jwk: &Value, field: &str) -> Result<Key, ConfigError> {
                     let der = crate::der::ec_spki(crate::der::Curve::P256, &point);
                     (KeyMaterial::P256(Box::new(key)), der)
                 }
+                #[cfg(not(feature = "es384"))]
+                "P-384" => {
+                    return Err(ConfigError::invalid(
+                        format!("{field}.crv"),
+                        "P-384 (ES384) is not built into this plugin (cargo feature es384)",
+                    ))
+                }
+                #[cfg(feature = "es384")]
                 "P-384" if x.len() == 48 && y.len() == 48 => {
                     let key =
                         p384::ecdsa::VerifyingKey::from_sec1_bytes(&point).map_err(invalid)?;
                     let der = crate::der::ec_spki(crate::der::Curve::P384, &point);
                     (KeyMaterial::P384(Box::new(key)), der)
                 }
-                "P-256" | "P-384" => {
+                #[cfg(feature = "es384")]
+                "P-384" => {
+                    return Err(ConfigError::invalid(
+                        field,
+                        "x and y must have the curve's coordinate size",
+                    ))
+                }
+                "P-256" => {
                     return Err(ConfigError::invalid(
                         field,
                         "x and y must have the curve's coordinate size",

@@ -1,6 +1,6 @@
 //! Signature verification: the key picks the verifier, the host may do the arithmetic.
 //!
-//! Pure Rust (RustCrypto `rsa`, `p256`, `p384`, `hmac`; `ed25519-compact`) everywhere; where the
+//! Pure Rust (RustCrypto `rsa`, `p256`, `p384` with feature `es384`, `hmac`; `ed25519-compact`) everywhere; where the
 //! host offers crypto ([`HostCrypto`], Envoy's `verify_signature` foreign function), RS* and
 //! ES256/ES384 go there instead. ECDSA signatures with `r == 0` or `s == 0` are refused before
 //! any arithmetic (CVE-2022-21449).
@@ -49,9 +49,7 @@ pub fn verify(
     if !key.accepts(alg) || signature.is_empty() {
         return false;
     }
-    if matches!(key.material, KeyMaterial::P256(_) | KeyMaterial::P384(_))
-        && !ecdsa_shape_ok(alg, signature)
-    {
+    if matches!(alg, Alg::ES256 | Alg::ES384) && !ecdsa_shape_ok(alg, signature) {
         return false;
     }
     if let Some(host) = host {
@@ -124,6 +122,7 @@ pub fn verify_pure(alg: Alg, key: &Key, input: &[u8], signature: &[u8]) -> bool 
         }
         (KeyMaterial::P256(vk), Alg::ES256) => p256::ecdsa::Signature::from_slice(signature)
             .is_ok_and(|sig| vk.verify(input, &sig).is_ok()),
+        #[cfg(feature = "es384")]
         (KeyMaterial::P384(vk), Alg::ES384) => p384::ecdsa::Signature::from_slice(signature)
             .is_ok_and(|sig| vk.verify(input, &sig).is_ok()),
         (KeyMaterial::Ed25519(pk), Alg::EdDSA) => ed25519_compact::Signature::from_slice(signature)
