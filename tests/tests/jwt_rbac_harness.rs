@@ -1,0 +1,395 @@
+//! jwt-rbac in the wasmtime harness, both host profiles: the must-reject list (none traps the
+//! VM), identity injection, anti-spoofing on anonymous/failed/allowed paths, roles and scopes,
+//! the token cache, config refusals, and the signature path (Envoy's `verify_signature` on the
+//! envoy profile, pure Rust on kong or when forced).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod jwt_rbac_support;
+
+use host_harness::{Action, Harness, LogLevel, Profile};
+use jwt_rbac_support::mint::*;
+use jwt_rbac_support::{config, must_reject, verify_signature, PLUGIN};
+use serde_json::{json, Value};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+const PROFILES: [Profile; 2] = [Profile::Envoy, Profile::Kong];
+
+/// A harness for `profile`; the envoy profile offers `verify_signature` as Envoy does.
+fn harness(profile: Profile, config: &Value) -> (Harness, Arc<AtomicUsize>) {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let mut builder = Harness::builder()
+        .profile(profile)
+        .workers(2)
+        .filter_name(PLUGIN)
+        .plugin_config(config.to_string());
+    if profile == Profile::Envoy {
+        builder =
+            builder.foreign_function("verify_signature", verify_signature(Arc::clone(&calls)));
+    }
+    let h = builder
+        .build_from_file(suite_tests::paths::plugin_wasm(PLUGIN).unwrap())
+        .unwrap();
+    assert!(h.configure().unwrap(), "{:?}", h.logs_at(LogLevel::Error));
+    (h, calls)
+}
+
+#[derive(Debug)]
+struct Answer {
+    status: u32,
+    challenge: String,
+    body: Value,
+    upstream: Vec<(String, Vec<u8>)>,
+}
+
+impl Answer {
+    fn upstream(&self, name: &str) -> Vec<String> {
+        self.upstream
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+            .collect()
+    }
+}
+
+fn call(h: &Harness, worker: usize, method: &str, path: &str, extra: &[(&str, &[u8])]) -> Answer {
+    let mut s = h.worker(worker).stream().unwrap();
+    let mut headers: Vec<(&str, &[u8])> = vec![
+        (":method", method.as_bytes()),
+        (":path", path.as_bytes()),
+        (":authority", b"api.example.com"),
+    ];
+    headers.extend_from_slice(extra);
+    let action = s.send_request_headers(&headers, true).unwrap();
+    let answer = match s.local_response() {
+        Some(r) => {
+            assert_eq!(action, Action::Pause);
+            Answer {
+                status: r.status,
+                challenge: r
+                    .headers
+                    .iter()
+                    .find(|(n, _)| n == "www-authenticate")
+                    .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+                    .unwrap_or_default(),
+                body: serde_json::from_slice(&r.body).unwrap(),
+                upstream: Vec::new(),
+            }
+        }
+        None => {
+            assert_eq!(action, Action::Continue);
+            Answer {
+                status: 200,
+                challenge: String::new(),
+                body: Value::Null,
+                upstream: s.request_headers(),
+            }
+        }
+    };
+    s.finish().unwrap();
+    answer
+}
+
+fn metric(h: &Harness, name: &str) -> i64 {
+    h.metric(name).map_or(0, |m| m.value)
+}
+
+fn bearer(token: &str) -> Vec<u8> {
+    format!("Bearer {token}").into_bytes()
+}
+
+#[test]
+fn must_reject_list_under_both_profiles_without_trapping() {
+    let cases = must_reject();
+    for profile in PROFILES {
+        let (h, _) = harness(profile, &config());
+        for (i, (case, token, reason)) in cases.iter().enumerate() {
+            let auth = bearer(token);
+            let a = call(&h, i % 2, "GET", "/orders", &[("authorization", &auth)]);
+            assert_eq!(a.status, 401, "{profile:?} {case}: {a:?}");
+            assert_eq!(a.body["reason"], *reason, "{profile:?} {case}");
+            assert_eq!(a.body["error"], "invalid_token", "{profile:?} {case}");
+            assert_eq!(
+                a.challenge,
+                format!(
+                    "Bearer realm=\"api\", error=\"invalid_token\", error_description=\"{reason}\""
+                ),
+                "{profile:?} {case}"
+            );
+            assert!(
+                metric(&h, &format!("jwt_rbac.denied.{reason}")) > 0,
+                "{profile:?} {case}"
+            );
+        }
+        // Both VMs still serve: nothing trapped.
+        let good = sign("RS256", "rsa-1", &good_claims());
+        for worker in 0..2 {
+            assert_eq!(
+                call(
+                    &h,
+                    worker,
+                    "GET",
+                    "/orders",
+                    &[("authorization", &bearer(&good))]
+                )
+                .status,
+                200
+            );
+        }
+        assert_eq!(
+            metric(&h, "jwt_rbac.denied"),
+            cases.len() as i64,
+            "{profile:?}"
+        );
+    }
+}
+
+#[test]
+fn allowed_path_injects_identity_and_strips_token_and_spoofed_headers() {
+    for profile in PROFILES {
+        let (h, _) = harness(profile, &config());
+        for alg in ["RS256", "ES256", "EdDSA"] {
+            let token = sign(alg, kid_for(alg), &good_claims());
+            let auth = bearer(&token);
+            let a = call(
+                &h,
+                0,
+                "GET",
+                "/orders",
+                &[
+                    ("authorization", &auth),
+                    ("x-user-id", b"admin"),
+                    ("X-User-Id", b"root"),
+                    ("x_user_id", b"x"),
+                    ("x-user_roles", b"admin"),
+                    ("x-auth-status", b"verified"),
+                ],
+            );
+            assert_eq!(a.status, 200, "{profile:?} {alg}: {a:?}");
+            assert_eq!(a.upstream("x-user-id"), ["alice"], "{profile:?} {alg}");
+            assert!(a.upstream("x_user_id").is_empty());
+            assert!(a.upstream("x-user_roles").is_empty());
+            assert_eq!(a.upstream("x-user-roles"), ["reader,admin"]);
+            assert_eq!(a.upstream("x-user-scopes"), ["orders:read orders:write"]);
+            assert_eq!(a.upstream("x-user-email"), ["alice@example.com"]);
+            assert_eq!(a.upstream("x-jwt-issuer"), ["https://issuer.example.com"]);
+            assert_eq!(a.upstream("x-auth-status"), ["verified"]);
+            assert_eq!(a.upstream("x-auth-method"), ["jwt"]);
+            assert!(a.upstream("authorization").is_empty(), "token forwarded");
+        }
+    }
+}
+
+#[test]
+fn spoofed_identity_headers_stripped_on_anonymous_and_failed_paths() {
+    let spoofed: [(&str, &[u8]); 4] = [
+        ("x-user-id", b"admin"),
+        ("x_user_id", b"admin"),
+        ("X-USER-ROLES", b"admin"),
+        ("x-auth-method", b"jwt"),
+    ];
+    for profile in PROFILES {
+        let (h, _) = harness(profile, &config());
+        for path in ["/health", "/public/page"] {
+            let a = call(&h, 1, "GET", path, &spoofed);
+            assert_eq!(a.status, 200, "{profile:?} {path}");
+            for (name, _) in spoofed {
+                assert!(a.upstream(name).is_empty(), "{profile:?} {path}: {name}");
+                assert!(a.upstream(&name.replace('_', "-")).is_empty());
+            }
+            assert_eq!(a.upstream("x-auth-status"), ["anonymous"]);
+        }
+        // Failed path: nothing reaches the upstream, and the harness shows the map cleaned.
+        let mut s = h.worker(0).stream().unwrap();
+        let mut headers: Vec<(&str, &[u8])> = vec![
+            (":method", b"GET"),
+            (":path", b"/orders"),
+            (":authority", b"a"),
+        ];
+        headers.extend_from_slice(&spoofed);
+        headers.push(("authorization", b"Bearer garbage"));
+        assert_eq!(
+            s.send_request_headers(&headers, true).unwrap(),
+            Action::Pause
+        );
+        assert_eq!(s.local_response().unwrap().status, 401);
+        for (name, _) in spoofed {
+            assert!(
+                s.request_header(name).is_none(),
+                "{profile:?} failed path: {name}"
+            );
+        }
+        s.finish().unwrap();
+    }
+}
+
+#[test]
+fn missing_token_roles_and_scopes() {
+    for profile in PROFILES {
+        let (h, _) = harness(profile, &config());
+        let a = call(&h, 0, "GET", "/orders", &[]);
+        assert_eq!(
+            (a.status, a.challenge.as_str()),
+            (401, "Bearer realm=\"api\"")
+        );
+        assert_eq!(a.body["reason"], "token_missing");
+
+        let reader = sign("ES256", "ec-1", &claims_with(json!({"roles": ["reader"]})));
+        let a = call(
+            &h,
+            1,
+            "GET",
+            "/admin",
+            &[("authorization", &bearer(&reader))],
+        );
+        assert_eq!(a.status, 403);
+        assert_eq!(
+            a.challenge,
+            "Bearer realm=\"api\", error=\"insufficient_scope\", error_description=\"insufficient_role\""
+        );
+        assert_eq!(
+            a.body,
+            json!({"error": "insufficient_scope", "reason": "insufficient_role"})
+        );
+        let a = call(
+            &h,
+            1,
+            "DELETE",
+            "/orders/7",
+            &[("authorization", &bearer(&reader))],
+        );
+        assert_eq!(
+            (a.status, a.body["reason"].as_str()),
+            (403, Some("insufficient_scope"))
+        );
+        let admin = sign("ES256", "ec-1", &good_claims());
+        assert_eq!(
+            call(
+                &h,
+                0,
+                "GET",
+                "/admin",
+                &[("authorization", &bearer(&admin))]
+            )
+            .status,
+            200
+        );
+    }
+}
+
+#[test]
+fn signature_path_host_call_on_envoy_pure_rust_on_kong_or_forced() {
+    let rs = sign("RS256", "rsa-1", &good_claims());
+    let es = sign("ES256", "ec-1", &good_claims());
+    let ed = sign("EdDSA", "ed-1", &good_claims());
+    for (profile, forced, host_path) in [
+        (Profile::Envoy, false, true),
+        (Profile::Envoy, true, false),
+        (Profile::Kong, false, false),
+    ] {
+        let mut cfg = config();
+        cfg["cache"] = json!({"max_entries": 0});
+        if forced {
+            cfg["crypto"] = json!("pure_rust");
+        }
+        let (h, calls) = harness(profile, &cfg);
+        let logs = h.logs_at(LogLevel::Info);
+        let line = logs
+            .iter()
+            .map(|l| format!("{l:?}"))
+            .find(|l| l.contains("provider main"))
+            .unwrap_or_else(|| panic!("no signature path log line: {logs:?}"));
+        assert_eq!(
+            line.contains("RS256 via host verify_signature"),
+            host_path,
+            "{line}"
+        );
+        assert_eq!(
+            line.contains("ES256 via host verify_signature"),
+            host_path,
+            "{line}"
+        );
+        assert!(line.contains("EdDSA via pure rust"), "{line}");
+        let detection = calls.load(Ordering::SeqCst);
+        for token in [&rs, &es, &ed] {
+            assert_eq!(
+                call(&h, 0, "GET", "/x", &[("authorization", &bearer(token))]).status,
+                200
+            );
+        }
+        let bad = jwt_rbac_support::must_reject()
+            .into_iter()
+            .filter(|(_, _, r)| *r == "signature_invalid")
+            .collect::<Vec<_>>();
+        for (case, token, _) in &bad {
+            let a = call(&h, 1, "GET", "/x", &[("authorization", &bearer(token))]);
+            assert_eq!(a.body["reason"], "signature_invalid", "{profile:?} {case}");
+        }
+        let used = calls.load(Ordering::SeqCst) - detection;
+        if host_path {
+            // RS256 + ES256 good, bad RS256 + bad ES256 (r=0/s=0 never reach the host).
+            assert_eq!(used, 4, "{profile:?}");
+        } else {
+            assert_eq!(used, 0, "{profile:?} forced={forced}");
+        }
+    }
+}
+
+#[test]
+fn cache_hits_for_reused_tokens_per_worker() {
+    for profile in PROFILES {
+        let (h, _) = harness(profile, &config());
+        let token = sign("RS256", "rsa-1", &good_claims());
+        for _ in 0..3 {
+            for worker in 0..2 {
+                assert_eq!(
+                    call(
+                        &h,
+                        worker,
+                        "GET",
+                        "/x",
+                        &[("authorization", &bearer(&token))]
+                    )
+                    .status,
+                    200
+                );
+            }
+        }
+        assert_eq!(
+            metric(&h, "jwt_rbac.cache_misses"),
+            2,
+            "{profile:?}: one per worker"
+        );
+        assert_eq!(metric(&h, "jwt_rbac.cache_hits"), 4, "{profile:?}");
+        assert_eq!(metric(&h, "jwt_rbac.allowed"), 6, "{profile:?}");
+    }
+}
+
+#[test]
+fn refused_configs_log_the_field() {
+    for profile in PROFILES {
+        for (cfg, field) in [
+            (
+                json!({"providers": {"main": {"algorithms": ["none"], "jwks": jwks(&["rsa-1"])}}}),
+                "providers.main.algorithms[0]",
+            ),
+            (
+                json!({"providers": {"main": {"algorithms": ["RS256"], "jwks": jwks(&["rsa-1"]), "isuer": "x"}}}),
+                "providers.main.isuer",
+            ),
+            (
+                json!({"providers": {"main": {"algorithms": ["RS256"], "jwks": jwks(&["rsa-1"])}}, "rules": [{"requires": {"provider": "other"}}]}),
+                "rules[0].requires.provider",
+            ),
+        ] {
+            let h = Harness::builder()
+                .profile(profile)
+                .plugin_config(cfg.to_string())
+                .build_from_file(suite_tests::paths::plugin_wasm(PLUGIN).unwrap())
+                .unwrap();
+            assert!(!h.configure().unwrap(), "{profile:?} accepted {cfg}");
+            let logs = format!("{:?}", h.logs_at(LogLevel::Error));
+            assert!(logs.contains(field), "{profile:?}: {logs}");
+        }
+    }
+}
