@@ -1,0 +1,257 @@
+//! audit-log: a proxy-wasm HTTP filter writing one tamper-evident (hash-chained), redacted JSON
+//! record per request to the gateway log, Envoy filter state, and an HTTP collector in batches.
+//! See `docs/audit-log.md`.
+//!
+//! This file only wires proxy-wasm: the root context compiles the configuration in
+//! `on_configure` and forwards queue, tick and callout callbacks to [`runtime::Runtime`]; each
+//! HTTP context hands its callbacks to [`runtime::Stream`]. Decisions live in the other modules
+//! ([`record`], [`redact`], [`chain`], [`exporter`]), which never import `proxy_wasm`.
+//!
+//! The shared-queue and callout ports are implemented here ([`AuditHost`]) because the shared
+//! adapter in gateway-core does not implement them yet; every other port delegates to it.
+
+pub mod chain;
+pub mod config;
+pub mod exporter;
+pub mod metrics;
+pub mod record;
+pub mod redact;
+pub mod runtime;
+
+use config::{Role, Settings};
+use gateway_core::headers::HeaderList;
+use gateway_core::ports::{
+    Clock, HeaderMapKind, HeaderPort, HostError, HttpCallPort, LogLevel, LogPort, MetricId,
+    MetricsPort, PropertyPort, RandomSource,
+};
+use gateway_core::proxy_wasm_host::{host_error, ProxyWasmHost};
+use proxy_wasm::hostcalls;
+use proxy_wasm::traits::{Context, HttpContext, RootContext};
+use proxy_wasm::types::{Action, ContextType};
+use runtime::{QueuePort, Runtime, Stream};
+use std::rc::Rc;
+use std::time::Duration;
+
+proxy_wasm::main! {{
+    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> {
+        Box::new(AuditLogRoot::default())
+    });
+}}
+
+/// gateway-core's adapter plus shared queues and callouts.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AuditHost;
+
+const BASE: ProxyWasmHost = ProxyWasmHost;
+
+impl HeaderPort for AuditHost {
+    fn header_list(&self, map: HeaderMapKind) -> Result<HeaderList, HostError> {
+        BASE.header_list(map)
+    }
+    fn header(&self, map: HeaderMapKind, name: &str) -> Result<Option<Vec<u8>>, HostError> {
+        BASE.header(map, name)
+    }
+    fn set_header(&self, map: HeaderMapKind, name: &str, value: &[u8]) -> Result<(), HostError> {
+        BASE.set_header(map, name, value)
+    }
+    fn add_header(&self, map: HeaderMapKind, name: &str, value: &[u8]) -> Result<(), HostError> {
+        BASE.add_header(map, name, value)
+    }
+    fn remove_header(&self, map: HeaderMapKind, name: &str) -> Result<(), HostError> {
+        BASE.remove_header(map, name)
+    }
+}
+
+impl PropertyPort for AuditHost {
+    fn property(&self, path: &[&str]) -> Result<Option<Vec<u8>>, HostError> {
+        BASE.property(path)
+    }
+    fn set_property(&self, path: &[&str], value: &[u8]) -> Result<(), HostError> {
+        BASE.set_property(path, value)
+    }
+}
+
+impl Clock for AuditHost {
+    fn now_unix_nanos(&self) -> Result<u64, HostError> {
+        BASE.now_unix_nanos()
+    }
+}
+
+impl RandomSource for AuditHost {
+    fn fill_random(&self, buf: &mut [u8]) -> Result<(), HostError> {
+        BASE.fill_random(buf)
+    }
+}
+
+impl LogPort for AuditHost {
+    fn log(&self, level: LogLevel, message: &str) {
+        BASE.log(level, message)
+    }
+}
+
+impl MetricsPort for AuditHost {
+    fn define_counter(&self, name: &str) -> Result<MetricId, HostError> {
+        BASE.define_counter(name)
+    }
+    fn define_gauge(&self, name: &str) -> Result<MetricId, HostError> {
+        BASE.define_gauge(name)
+    }
+    fn increment(&self, id: MetricId, delta: i64) -> Result<(), HostError> {
+        BASE.increment(id, delta)
+    }
+    fn record(&self, id: MetricId, value: u64) -> Result<(), HostError> {
+        BASE.record(id, value)
+    }
+}
+
+impl QueuePort for AuditHost {
+    fn register_queue(&self, name: &str) -> Result<u32, HostError> {
+        hostcalls::register_shared_queue(name).map_err(host_error)
+    }
+    fn resolve_queue(&self, vm_id: &str, name: &str) -> Result<Option<u32>, HostError> {
+        hostcalls::resolve_shared_queue(vm_id, name).map_err(host_error)
+    }
+    fn enqueue(&self, queue: u32, item: &[u8]) -> Result<(), HostError> {
+        hostcalls::enqueue_shared_queue(queue, Some(item)).map_err(host_error)
+    }
+    fn dequeue(&self, queue: u32) -> Result<Option<Vec<u8>>, HostError> {
+        match hostcalls::dequeue_shared_queue(queue) {
+            Ok(item) => Ok(item),
+            Err(proxy_wasm::types::Status::Empty) => Ok(None),
+            Err(status) => Err(host_error(status)),
+        }
+    }
+}
+
+impl HttpCallPort for AuditHost {
+    fn dispatch_http_call(
+        &self,
+        upstream: &str,
+        headers: &[(&str, &[u8])],
+        body: &[u8],
+        timeout_millis: u64,
+    ) -> Result<u32, HostError> {
+        let mut text = Vec::with_capacity(headers.len());
+        for (name, value) in headers {
+            let value = std::str::from_utf8(value).map_err(|_| HostError::BadArgument)?;
+            text.push((*name, value));
+        }
+        hostcalls::dispatch_http_call(
+            upstream,
+            text,
+            Some(body),
+            Vec::new(),
+            Duration::from_millis(timeout_millis),
+        )
+        .map_err(host_error)
+    }
+}
+
+/// Parses the configuration once per VM, owns the chain and the exporter.
+#[derive(Default)]
+struct AuditLogRoot {
+    runtime: Option<Rc<Runtime>>,
+}
+
+impl Context for AuditLogRoot {
+    fn on_http_call_response(
+        &mut self,
+        token_id: u32,
+        _num_headers: usize,
+        _body_size: usize,
+        _num_trailers: usize,
+    ) {
+        let status = hostcalls::get_map_value_bytes(
+            proxy_wasm::types::MapType::HttpCallResponseHeaders,
+            ":status",
+        )
+        .ok()
+        .flatten()
+        .and_then(|v| std::str::from_utf8(&v).ok()?.trim().parse::<u32>().ok())
+        .unwrap_or(0);
+        if let Some(rt) = &self.runtime {
+            rt.on_http_call_response(&AuditHost, token_id, status);
+        }
+    }
+}
+
+impl RootContext for AuditLogRoot {
+    fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
+        let host = AuditHost;
+        let compiled = BASE
+            .plugin_configuration()
+            .map_err(|err| format!("cannot read the configuration: {err}"))
+            .and_then(|bytes| Settings::from_json(&bytes).map_err(|err| err.to_string()));
+        let settings = match compiled {
+            Ok(settings) => settings,
+            Err(message) => {
+                host.log(
+                    LogLevel::Error,
+                    &format!("audit-log: invalid configuration: {message}"),
+                );
+                return false;
+            }
+        };
+        let role = settings.role;
+        let tick = settings.export.tick_ms;
+        let exports = role == Role::Exporter || (role == Role::Local && settings.export.enabled);
+        let runtime = Runtime::new(settings, &host);
+        if let Err(err) = runtime.start(&host) {
+            host.log(
+                LogLevel::Error,
+                &format!("audit-log: invalid configuration: export.queue: cannot register: {err}"),
+            );
+            return false;
+        }
+        if exports {
+            self.set_tick_period(Duration::from_millis(tick));
+        }
+        self.runtime = Some(Rc::new(runtime));
+        true
+    }
+
+    fn on_tick(&mut self) {
+        if let Some(rt) = &self.runtime {
+            rt.on_tick(&AuditHost);
+        }
+    }
+
+    fn on_queue_ready(&mut self, _queue_id: u32) {
+        if let Some(rt) = &self.runtime {
+            rt.on_queue_ready(&AuditHost);
+        }
+    }
+
+    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
+        Some(Box::new(AuditLogFilter {
+            stream: Stream::new(self.runtime.clone()),
+        }))
+    }
+
+    fn get_type(&self) -> Option<ContextType> {
+        Some(ContextType::HttpContext)
+    }
+}
+
+/// One HTTP stream.
+struct AuditLogFilter {
+    stream: Stream,
+}
+
+impl Context for AuditLogFilter {}
+
+impl HttpContext for AuditLogFilter {
+    fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        self.stream.on_request_headers(&AuditHost);
+        Action::Continue
+    }
+
+    fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        self.stream.on_response_headers(&AuditHost);
+        Action::Continue
+    }
+
+    fn on_log(&mut self) {
+        self.stream.on_log(&AuditHost);
+    }
+}

@@ -1,0 +1,92 @@
+//! Redaction: header values by name, query parameters by name, and any value shaped like a JWT.
+
+/// What a redacted value becomes.
+pub const REDACTED: &str = "[REDACTED]";
+
+/// True if `text` contains a JWT-shaped token: `eyJ` then base64url, two dots, three non-empty
+/// base64url segments (compact JWS/JWE headers always start with `eyJ`, i.e. `{"`).
+pub fn contains_jwt_like(text: &str) -> bool {
+    text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.'))
+        .any(is_jwt_like)
+}
+
+fn is_jwt_like(word: &str) -> bool {
+    if !word.starts_with("eyJ") {
+        return false;
+    }
+    let parts: Vec<&str> = word.split('.').collect();
+    (parts.len() == 3 || parts.len() == 5) && parts.iter().take(2).all(|p| p.len() >= 4)
+}
+
+/// The value of header `name` as the record shows it.
+pub fn header_value(name: &str, value: &str, redact: &[String], jwt_like: bool) -> String {
+    if redact.iter().any(|r| r.eq_ignore_ascii_case(name)) || (jwt_like && contains_jwt_like(value))
+    {
+        REDACTED.to_owned()
+    } else {
+        value.to_owned()
+    }
+}
+
+/// `path` with the values of the named query parameters (and JWT-like values) redacted.
+/// Parameter names compare exactly and also after percent-decoding-free lowercasing.
+pub fn path(path: &str, params: &[String], jwt_like: bool) -> String {
+    let Some((base, query)) = path.split_once('?') else {
+        return path.to_owned();
+    };
+    let parts: Vec<String> = query
+        .split('&')
+        .map(|pair| {
+            let (name, value) = match pair.split_once('=') {
+                Some((n, v)) => (n, Some(v)),
+                None => (pair, None),
+            };
+            let by_name = params.iter().any(|p| p.eq_ignore_ascii_case(name));
+            match value {
+                Some(v) if by_name || (jwt_like && contains_jwt_like(v)) => {
+                    format!("{name}={REDACTED}")
+                }
+                _ if jwt_like && contains_jwt_like(name) => REDACTED.to_owned(),
+                _ => pair.to_owned(),
+            }
+        })
+        .collect();
+    format!("{base}?{}", parts.join("&"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const JWT: &str = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJl";
+
+    #[test]
+    fn query_params_by_name_and_jwt_shape() {
+        let params = vec!["token".to_owned(), "api_key".to_owned()];
+        assert_eq!(
+            path("/a?x=1&token=s3cret&API_KEY=k&y", &params, true),
+            "/a?x=1&token=[REDACTED]&API_KEY=[REDACTED]&y"
+        );
+        assert_eq!(
+            path(&format!("/a?jwt={JWT}&q=eyJ"), &params, true),
+            "/a?jwt=[REDACTED]&q=eyJ"
+        );
+        assert_eq!(
+            path(&format!("/a?jwt={JWT}"), &[], false),
+            format!("/a?jwt={JWT}")
+        );
+        assert_eq!(path("/plain", &params, true), "/plain");
+        assert_eq!(path(&format!("/a?{JWT}"), &[], true), "/a?[REDACTED]");
+    }
+
+    #[test]
+    fn header_values() {
+        let r = vec!["authorization".to_owned()];
+        assert_eq!(header_value("Authorization", "Basic x", &r, true), REDACTED);
+        assert_eq!(
+            header_value("x-other", &format!("Bearer {JWT}"), &r, true),
+            REDACTED
+        );
+        assert_eq!(header_value("x-other", "fine", &r, true), "fine");
+    }
+}

@@ -1,0 +1,392 @@
+//! Per-VM runtime and per-stream capture: the sinks, the shared queue, the exporter.
+//!
+//! Generic over host ports: [`gateway_core::ports`] for headers, properties, clock, log, metrics,
+//! plus [`QueuePort`] and [`HttpCallPort`] (shared queues and callouts, implemented by `lib.rs`
+//! with proxy-wasm hostcalls and by a fake in the tests).
+
+use crate::chain::{Chain, LOG_PREFIX};
+use crate::config::{Role, Settings};
+use crate::exporter::{Exporter, Outcome};
+use crate::metrics::{Metric, Metrics};
+use crate::record::{self, LogFacts, RequestFacts, ResponseFacts};
+use gateway_core::ports::{
+    Clock, HeaderMapKind, HeaderPort, HostError, HttpCallPort, LogLevel, LogPort, MetricsPort,
+    PropertyPort, RandomSource,
+};
+use std::cell::{Cell, RefCell};
+use std::fmt::Write as _;
+use std::rc::Rc;
+
+/// Prefix of the log line of a record that will never reach the collector.
+pub const DROPPED_PREFIX: &str = "audit-log-dropped: ";
+
+/// Most queue items one `on_queue_ready`/`on_tick` moves into the buffer.
+const MAX_DEQUEUE_PER_CALL: usize = 100_000;
+
+/// Shared queues.
+pub trait QueuePort {
+    /// Registers (or finds) queue `name` owned by this VM's root context.
+    fn register_queue(&self, name: &str) -> Result<u32, HostError>;
+    /// Finds queue `name` of VM `vm_id`.
+    fn resolve_queue(&self, vm_id: &str, name: &str) -> Result<Option<u32>, HostError>;
+    /// Appends an item.
+    fn enqueue(&self, queue: u32, item: &[u8]) -> Result<(), HostError>;
+    /// Takes the oldest item (`Ok(None)` when empty).
+    fn dequeue(&self, queue: u32) -> Result<Option<Vec<u8>>, HostError>;
+}
+
+/// Every host port the runtime needs.
+pub trait Host:
+    HeaderPort + PropertyPort + Clock + LogPort + MetricsPort + RandomSource + QueuePort + HttpCallPort
+{
+}
+
+impl<T> Host for T where
+    T: HeaderPort
+        + PropertyPort
+        + Clock
+        + LogPort
+        + MetricsPort
+        + RandomSource
+        + QueuePort
+        + HttpCallPort
+{
+}
+
+/// State of one VM.
+#[derive(Debug)]
+pub struct Runtime {
+    settings: Settings,
+    chain: RefCell<Chain>,
+    metrics: Metrics,
+    queue: Cell<Option<u32>>,
+    exporter: RefCell<Exporter>,
+}
+
+fn chain_id<H: RandomSource + Clock + ?Sized>(host: &H) -> String {
+    let mut bytes = [0u8; 8];
+    if host.fill_random(&mut bytes).is_err() {
+        bytes = host.now_unix_nanos().unwrap_or(0).to_be_bytes();
+    }
+    let mut id = String::with_capacity(16);
+    for b in bytes {
+        let _ = write!(id, "{b:02x}");
+    }
+    id
+}
+
+impl Runtime {
+    /// A runtime for `settings`: a new chain (random id), metrics defined.
+    pub fn new<H: Host + ?Sized>(settings: Settings, host: &H) -> Self {
+        let exporter = Exporter::new(settings.export.clone());
+        let chain = Chain::new(chain_id(host));
+        host.log(
+            LogLevel::Info,
+            &format!(
+                "audit-log chain {} started (role {:?})",
+                chain.id(),
+                settings.role
+            ),
+        );
+        Self {
+            metrics: Metrics::define(host),
+            chain: RefCell::new(chain),
+            queue: Cell::new(None),
+            exporter: RefCell::new(exporter),
+            settings,
+        }
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// The chain id of this VM.
+    pub fn chain_id(&self) -> String {
+        self.chain.borrow().id().to_owned()
+    }
+
+    /// Configure-time work: the exporter registers its queue.
+    pub fn start<H: Host + ?Sized>(&self, host: &H) -> Result<(), HostError> {
+        if self.settings.role == Role::Exporter {
+            let id = host.register_queue(&self.settings.export.queue)?;
+            self.queue.set(Some(id));
+        }
+        Ok(())
+    }
+
+    fn drop_record<H: Host + ?Sized>(&self, host: &H, reason: &str, line: &str) {
+        self.metrics.add(host, Metric::Dropped, 1);
+        host.log(
+            LogLevel::Warn,
+            &format!("{DROPPED_PREFIX}reason={reason} {line}"),
+        );
+    }
+
+    /// Seals `record` into this VM's chain and writes it to every sink.
+    pub fn write<H: Host + ?Sized>(
+        &self,
+        host: &H,
+        record: serde_json::Map<String, serde_json::Value>,
+    ) {
+        let line = self.chain.borrow_mut().seal(record);
+        self.metrics.add(host, Metric::Written, 1);
+        let sinks = &self.settings.sinks;
+        if sinks.log {
+            host.log(LogLevel::Info, &format!("{LOG_PREFIX}{line}"));
+        }
+        if !sinks.filter_state_key.is_empty() {
+            let _ = host.set_property(&[sinks.filter_state_key.as_str()], line.as_bytes());
+        }
+        match self.settings.role {
+            Role::Worker if self.settings.export.enabled => self.enqueue(host, line),
+            Role::Local if self.settings.export.enabled => {
+                let now = host.now_unix_nanos().unwrap_or(0);
+                let offered = self.exporter.borrow_mut().offer(line, now);
+                if let Err(line) = offered {
+                    self.drop_record(host, "buffer_full", &line);
+                }
+                self.pump(host);
+            }
+            _ => {}
+        }
+    }
+
+    fn enqueue<H: Host + ?Sized>(&self, host: &H, line: String) {
+        let export = &self.settings.export;
+        let queue = match self.queue.get() {
+            Some(q) => Some(q),
+            None => {
+                let found = host
+                    .resolve_queue(&export.queue_vm_id, &export.queue)
+                    .ok()
+                    .flatten();
+                self.queue.set(found);
+                found
+            }
+        };
+        let result = match queue {
+            Some(q) => host.enqueue(q, line.as_bytes()),
+            None => Err(HostError::NotFound),
+        };
+        if let Err(err) = result {
+            if err != HostError::NotFound {
+                self.queue.set(None);
+            }
+            self.drop_record(host, &format!("queue_{}", err).replace(' ', "_"), &line);
+        }
+    }
+
+    /// Exporter: moves queued records into the buffer, then sends a batch if one is due.
+    pub fn on_queue_ready<H: Host + ?Sized>(&self, host: &H) {
+        self.drain_queue(host);
+        self.pump(host);
+    }
+
+    /// Exporter and local roles: periodic flush (delay, retries).
+    pub fn on_tick<H: Host + ?Sized>(&self, host: &H) {
+        self.drain_queue(host);
+        self.pump(host);
+    }
+
+    fn drain_queue<H: Host + ?Sized>(&self, host: &H) {
+        let Some(queue) = self
+            .queue
+            .get()
+            .filter(|_| self.settings.role == Role::Exporter)
+        else {
+            return;
+        };
+        let now = host.now_unix_nanos().unwrap_or(0);
+        for _ in 0..MAX_DEQUEUE_PER_CALL {
+            match host.dequeue(queue) {
+                Ok(Some(item)) => {
+                    let line = String::from_utf8_lossy(&item).into_owned();
+                    let offered = self.exporter.borrow_mut().offer(line, now);
+                    if let Err(line) = offered {
+                        self.drop_record(host, "buffer_full", &line);
+                    }
+                }
+                Ok(None) | Err(_) => break,
+            }
+        }
+    }
+
+    fn pump<H: Host + ?Sized>(&self, host: &H) {
+        let now = host.now_unix_nanos().unwrap_or(0);
+        let export = &self.settings.export;
+        let batch = self.exporter.borrow_mut().due_batch(now);
+        if let Some(batch) = batch {
+            let headers: [(&str, &[u8]); 4] = [
+                (":method", b"POST"),
+                (":path", export.path.as_bytes()),
+                (":authority", export.authority.as_bytes()),
+                ("content-type", b"application/x-ndjson"),
+            ];
+            match host.dispatch_http_call(
+                &export.upstream,
+                &headers,
+                &batch.body,
+                export.timeout_ms,
+            ) {
+                Ok(token) => self.exporter.borrow_mut().dispatched(token),
+                Err(err) => {
+                    let outcome = self.exporter.borrow_mut().dispatch_failed(now);
+                    self.report(host, outcome, &format!("dispatch refused: {err}"));
+                }
+            }
+        }
+        self.metrics.depth(host, self.exporter.borrow().depth());
+    }
+
+    fn report<H: Host + ?Sized>(&self, host: &H, outcome: Outcome, why: &str) {
+        match outcome {
+            Outcome::Exported(n) => self.metrics.add(host, Metric::Exported, n),
+            Outcome::Retry { records, delay_ms } => {
+                self.metrics.add(host, Metric::ExportFailures, 1);
+                self.metrics.add(host, Metric::Retried, records);
+                host.log(
+                    LogLevel::Warn,
+                    &format!(
+                        "audit-log export to {} failed ({why}): {records} records kept, retry in {delay_ms} ms",
+                        self.settings.export.upstream
+                    ),
+                );
+            }
+            Outcome::Unknown => {}
+        }
+    }
+
+    /// The answer to an export call: `status` 0 when it failed or timed out.
+    pub fn on_http_call_response<H: Host + ?Sized>(&self, host: &H, token: u32, status: u32) {
+        let now = host.now_unix_nanos().unwrap_or(0);
+        let outcome = self.exporter.borrow_mut().on_response(token, status, now);
+        let why = if status == 0 {
+            "no response (connection failure or timeout)".to_owned()
+        } else {
+            format!("status {status}")
+        };
+        self.report(host, outcome, &why);
+        self.pump(host);
+    }
+
+    /// Records held by this VM's exporter.
+    pub fn depth(&self) -> usize {
+        self.exporter.borrow().depth()
+    }
+}
+
+/// One HTTP stream: what each phase captured.
+#[derive(Debug, Default)]
+pub struct Stream {
+    runtime: Option<Rc<Runtime>>,
+    request: Option<RequestFacts>,
+    response: Option<ResponseFacts>,
+    logged: bool,
+}
+
+fn number(bytes: &[u8]) -> Option<u64> {
+    if let Some(n) = std::str::from_utf8(bytes)
+        .ok()
+        .and_then(|t| t.trim().parse::<u64>().ok())
+    {
+        return Some(n);
+    }
+    // Envoy serializes integer properties as 8 bytes little-endian.
+    let arr: [u8; 8] = bytes.try_into().ok()?;
+    let n = i64::from_le_bytes(arr);
+    u64::try_from(n).ok()
+}
+
+fn prop_text<H: PropertyPort + ?Sized>(host: &H, path: &[&str]) -> Option<String> {
+    host.property(path)
+        .ok()
+        .flatten()
+        .filter(|v| !v.is_empty())
+        .map(|v| String::from_utf8_lossy(&v).into_owned())
+}
+
+fn prop_number<H: PropertyPort + ?Sized>(host: &H, path: &[&str]) -> Option<u64> {
+    host.property(path).ok().flatten().and_then(|v| number(&v))
+}
+
+impl Stream {
+    /// A stream of a VM whose config was accepted (`None`: pass through, write nothing).
+    pub fn new(runtime: Option<Rc<Runtime>>) -> Self {
+        Self {
+            runtime,
+            ..Self::default()
+        }
+    }
+
+    /// Captures the request headers: one copy of the map.
+    pub fn on_request_headers<H: Host + ?Sized>(&mut self, host: &H) {
+        let Some(rt) = &self.runtime else { return };
+        if self.request.is_some() {
+            return;
+        }
+        let headers = host.header_list(HeaderMapKind::Request).unwrap_or_default();
+        let now = host.now_unix_nanos().ok();
+        self.request = Some(RequestFacts::capture(&headers, now, &rt.settings));
+    }
+
+    /// Captures the response headers: one copy of the map.
+    pub fn on_response_headers<H: Host + ?Sized>(&mut self, host: &H) {
+        let Some(rt) = &self.runtime else { return };
+        let headers = host
+            .header_list(HeaderMapKind::Response)
+            .unwrap_or_default();
+        self.response = Some(ResponseFacts::capture(&headers, &rt.settings));
+    }
+
+    /// Builds, seals and writes the record (once per stream).
+    pub fn on_log<H: Host + ?Sized>(&mut self, host: &H) {
+        let Some(rt) = self.runtime.clone() else {
+            return;
+        };
+        if self.logged {
+            return;
+        }
+        self.logged = true;
+        let s = &rt.settings;
+        let request = match self.request.take() {
+            Some(r) => r,
+            // No request-header phase (e.g. reset early): what the host still has.
+            None => RequestFacts::capture(
+                &host.header_list(HeaderMapKind::Request).unwrap_or_default(),
+                None,
+                s,
+            ),
+        };
+        let response = self.response.take().unwrap_or_default();
+        let mut facts = LogFacts {
+            now_nanos: host.now_unix_nanos().unwrap_or(0),
+            ..LogFacts::default()
+        };
+        if s.has("client_ip") {
+            facts.source_address = prop_text(host, &["source", "address"]);
+        }
+        if s.has("bytes_in") {
+            facts.bytes_in = prop_number(host, &["request", "total_size"]);
+        }
+        if s.has("bytes_out") {
+            facts.bytes_out = prop_number(host, &["response", "total_size"]);
+        }
+        if response.status.is_none() && s.has("status") {
+            facts.response_code = prop_number(host, &["response", "code"]);
+        }
+        if s.has("duration_ms") {
+            facts.request_duration_nanos = prop_number(host, &["request", "duration"]);
+        }
+        if s.has("response_flags") {
+            facts.response_flags = prop_number(host, &["response", "flags"]);
+        }
+        if s.has("upstream") {
+            facts.upstream_address = prop_text(host, &["upstream", "address"]);
+            facts.cluster = prop_text(host, &["xds", "cluster_name"]);
+        }
+        let rec = record::build(s, &request, &response, &facts);
+        rt.write(host, rec);
+    }
+}
