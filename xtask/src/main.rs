@@ -5,7 +5,9 @@
 //! - `test`: install what is missing, then fmt, clippy (host + wasm), dist, and `cargo test`.
 //! - `demo [--once]`: a real Envoy with the plugins in front of the echo upstream, with a walkthrough.
 //! - `bench [--rounds N] [--duration S] [--connections C]`: Envoy with plugins vs plain Envoy.
+//! - `audit-verify <file>...`: audit-log hash chains checked, first broken link per chain.
 
+mod audit_verify;
 mod bench;
 mod demo;
 mod dist;
@@ -28,6 +30,8 @@ commands:
                        each plugin with real requests; --once checks every step and exits
   bench [options]      throughput/latency of Envoy with each plugin vs plain Envoy, same run
                        (--rounds N, --duration SECS, --connections C, --threads T, --write-docs false)
+  audit-verify FILE..  check audit-log hash chains in NDJSON or gateway log files; first broken
+                       or missing link per chain, non-zero exit on failure
 ";
 
 fn main() -> ExitCode {
@@ -39,6 +43,7 @@ fn main() -> ExitCode {
         "test" => test::run(),
         "demo" => demo::run(&rest),
         "bench" => bench::run(&rest),
+        "audit-verify" => audit_verify::run(&rest),
         "-h" | "--help" | "help" => {
             print!("{USAGE}");
             return ExitCode::SUCCESS;
