@@ -33,6 +33,10 @@ pub fn run(args: &[String]) -> Result<()> {
     if !report.ok() {
         bail!("audit chain verification failed");
     }
-    println!("{} records in {} chains: ok", report.records(), report.chains.len());
+    println!(
+        "{} records in {} chains: ok",
+        report.records(),
+        report.chains.len()
+    );
     Ok(())
 }
