@@ -373,6 +373,9 @@ pub struct Settings {
     pub shared: SharedDataConfig,
     /// Whether any rule or exemption needs the client IP.
     pub needs_client_ip: bool,
+    /// Whether anything reads the request headers (a match, a key part, an exemption, the
+    /// client IP header); if not, the request phase skips that host call.
+    pub needs_headers: bool,
 }
 
 impl Settings {
@@ -575,7 +578,23 @@ impl TryFrom<ConfigFile> for Settings {
         }
         let needs_client_ip =
             !exempt_cidrs.is_empty() || rules.iter().any(|r| r.key.contains(&KeyPart::ClientIp));
+        let needs_headers = !exempt_headers.is_empty()
+            || (needs_client_ip && client_ip_header.is_some())
+            || file.rules.iter().any(|r| {
+                r.matcher.path.is_some()
+                    || !r.matcher.methods.is_empty()
+                    || !r.matcher.headers.is_empty()
+            })
+            || rules.iter().any(|r| {
+                r.key.iter().any(|p| {
+                    matches!(
+                        p,
+                        KeyPart::Path | KeyPart::Method | KeyPart::ApiKey | KeyPart::Header(_)
+                    )
+                })
+            });
         Ok(Self {
+            needs_headers,
             rules,
             exempt_cidrs,
             exempt_headers,
@@ -637,7 +656,13 @@ mod tests {
             s.rules[0].headers[0],
             HeaderCondition::Present("x-tenant".into(), true)
         );
-        assert!(s.needs_client_ip);
+        assert!(s.needs_client_ip && s.needs_headers);
+        let global = Settings::from_json(
+            br#"{"rules": [{"name": "g", "key": [{"constant": "a"}, "client_ip", "route"],
+                 "window": {"limit": 1, "seconds": 1}}]}"#,
+        )
+        .unwrap();
+        assert!(!global.needs_headers);
         assert_eq!(s.client_ip_header.as_deref(), Some("x-forwarded-for"));
         assert_eq!(s.shared.failure_mode, FailureMode::Closed);
     }

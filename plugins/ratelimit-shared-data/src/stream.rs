@@ -135,9 +135,13 @@ impl Stream {
         if settings.rules.is_empty() {
             return Flow::Continue;
         }
-        let headers = match host.header_list(HeaderMapKind::Request) {
-            Ok(headers) => headers,
-            Err(err) => {
+        let headers = match settings
+            .needs_headers
+            .then(|| host.header_list(HeaderMapKind::Request))
+        {
+            None => HeaderList::new(),
+            Some(Ok(headers)) => headers,
+            Some(Err(err)) => {
                 host.log(
                     LogLevel::Warn,
                     &format!("ratelimit-shared-data: cannot read request headers: {err}"),

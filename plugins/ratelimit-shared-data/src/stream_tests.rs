@@ -138,3 +138,19 @@ fn no_configuration_answers_500() {
     assert_eq!(s.on_request_headers(&host), Flow::Stop);
     assert_eq!(host.local_reply.borrow().as_ref().unwrap().status, 500);
 }
+
+#[test]
+fn a_global_limit_reads_no_header_and_one_record() {
+    let host = host_for("192.0.2.1", &[]);
+    let rt = runtime(
+        r#"{"rules": [{"name": "g", "key": [{"constant": "all"}],
+            "window": {"limit": 5, "seconds": 60}}], "headers": {"ietf": false}}"#,
+        &host,
+    );
+    assert_eq!(request(&rt, &host), Flow::Continue);
+    host.calls.borrow_mut().clear();
+    assert_eq!(request(&rt, &host), Flow::Continue);
+    assert_eq!(host.call_count("header_list"), 0);
+    assert_eq!(host.call_count("header"), 0);
+    assert_eq!(host.call_count("set_header"), 0);
+}
