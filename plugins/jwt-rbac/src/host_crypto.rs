@@ -78,15 +78,31 @@ pub fn decode_result(bytes: &[u8]) -> Option<bool> {
 
 /// The host's `verify_signature`.
 #[derive(Debug, Clone, Copy)]
-pub struct EnvoyVerifySignature;
+pub struct EnvoyVerifySignature {
+    /// Counter of failed calls (each fell back to pure Rust): `jwt_rbac.host_crypto_errors`.
+    errors: Option<u32>,
+}
+
+/// Gauge: 1 when host crypto is in use on this VM, else 0.
+pub const GAUGE: &str = "jwt_rbac.host_crypto";
+/// Counter: host calls that failed and fell back to pure Rust.
+pub const ERRORS: &str = "jwt_rbac.host_crypto_errors";
 
 impl EnvoyVerifySignature {
-    /// `Some` if the host has the function.
-    pub fn detect() -> Option<Self> {
-        match proxy_wasm::hostcalls::call_foreign_function(FUNCTION, Some(&[])) {
-            Ok(_) | Err(Status::BadArgument) | Err(Status::ParseFailure) => Some(Self),
-            Err(_) => None,
+    /// `Some` if the host has the function (and `allowed`); records [`GAUGE`] either way.
+    pub fn detect(allowed: bool) -> Option<Self> {
+        let found = allowed
+            && matches!(
+                proxy_wasm::hostcalls::call_foreign_function(FUNCTION, Some(&[])),
+                Ok(_) | Err(Status::BadArgument) | Err(Status::ParseFailure)
+            );
+        let metric = |kind, name| proxy_wasm::hostcalls::define_metric(kind, name).ok();
+        if let Some(gauge) = metric(proxy_wasm::types::MetricType::Gauge, GAUGE) {
+            let _ = proxy_wasm::hostcalls::record_metric(gauge, u64::from(found));
         }
+        found.then(|| Self {
+            errors: metric(proxy_wasm::types::MetricType::Counter, ERRORS),
+        })
     }
 }
 
@@ -97,7 +113,17 @@ impl HostCrypto for EnvoyVerifySignature {
             Ok(Some(result)) => decode_result(&result),
             // An empty result is a message with every field at its default: result false.
             Ok(None) => Some(false),
-            Err(_) => None,
+            Err(status) => {
+                // Falls back to pure Rust; say so, an operator expects the fast path.
+                if let Some(id) = self.errors {
+                    let _ = proxy_wasm::hostcalls::increment_metric(id, 1);
+                }
+                let _ = proxy_wasm::hostcalls::log(
+                    proxy_wasm::types::LogLevel::Warn,
+                    &format!("jwt-rbac: verify_signature failed ({status:?}), using pure rust"),
+                );
+                None
+            }
         }
     }
 }

@@ -60,10 +60,8 @@ impl RootContext for JwtRbacRoot {
             .and_then(|bytes| Settings::from_json(&bytes).map_err(|err| err.to_string()));
         match compiled {
             Ok(settings) => {
-                let crypto = match settings.crypto {
-                    CryptoMode::PureRust => None,
-                    CryptoMode::Auto => host_crypto::EnvoyVerifySignature::detect(),
-                };
+                let crypto =
+                    host_crypto::EnvoyVerifySignature::detect(settings.crypto == CryptoMode::Auto);
                 for line in host_crypto::describe(&settings, crypto.is_some()) {
                     host.log(LogLevel::Info, &line);
                 }
