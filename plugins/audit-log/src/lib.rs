@@ -157,10 +157,18 @@ impl Context for AuditLogRoot {
     fn on_http_call_response(
         &mut self,
         token_id: u32,
-        _num_headers: usize,
+        num_headers: usize,
         _body_size: usize,
         _num_trailers: usize,
     ) {
+        // A failed or timed-out call has no headers; reading the map then is not safe on every
+        // host (the SDK panics on an unexpected status), so do not.
+        if num_headers == 0 {
+            if let Some(rt) = &self.runtime {
+                rt.on_http_call_response(&AuditHost, token_id, 0);
+            }
+            return;
+        }
         let status = hostcalls::get_map_value_bytes(
             proxy_wasm::types::MapType::HttpCallResponseHeaders,
             ":status",
