@@ -424,3 +424,31 @@ fn p384_keys_are_refused_without_the_feature() {
     let err = Settings::from_json(config.to_string().as_bytes()).unwrap_err();
     assert_eq!(err.field, "providers.p.jwks.keys[1].crv");
 }
+
+/// The demo key and token of docs/jwt-rbac.md verify (and the docs do not rot).
+#[test]
+fn docs_example_token_verifies() {
+    let docs = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/jwt-rbac.md"
+    ))
+    .unwrap();
+    let token = docs
+        .lines()
+        .find_map(|l| l.strip_prefix("TOKEN="))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let start = docs
+        .find("```json\n{\n  \"providers\": {\n    \"demo\"")
+        .unwrap()
+        + "```json\n".len();
+    let end = start + docs[start..].find("```").unwrap();
+    let settings = Settings::from_json(docs[start..end].as_bytes()).unwrap();
+    let verified = settings.providers[0]
+        .validator
+        .validate(token.as_bytes(), NOW, None)
+        .unwrap();
+    assert_eq!(verified.claims["sub"], "alice");
+    assert_eq!(verified.claims["roles"], json!(["reader"]));
+}
