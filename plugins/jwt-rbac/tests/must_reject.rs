@@ -444,7 +444,7 @@ fn docs_example_token_verifies() {
         .unwrap()
         + "```json\n".len();
     let end = start + docs[start..].find("```").unwrap();
-    let settings = Settings::from_json(docs[start..end].as_bytes()).unwrap();
+    let settings = Settings::from_json(&docs.as_bytes()[start..end]).unwrap();
     let verified = settings.providers[0]
         .validator
         .validate(token.as_bytes(), NOW, None)
