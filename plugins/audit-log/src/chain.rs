@@ -145,9 +145,12 @@ fn record_text(line: &str) -> Option<&str> {
     if trimmed.starts_with('{') {
         return Some(trimmed);
     }
-    let at = line.find(LOG_PREFIX)?;
-    let rest = line.get(at + LOG_PREFIX.len()..)?.trim();
-    rest.starts_with('{').then_some(rest)
+    // Envoy's own prefix may end in the same words (`wasm log audit-log audit-log: `): the record
+    // starts after the first occurrence followed by `{`.
+    line.match_indices(LOG_PREFIX).find_map(|(at, _)| {
+        let rest = line.get(at + LOG_PREFIX.len()..)?.trim();
+        rest.starts_with('{').then_some(rest)
+    })
 }
 
 /// Checks every chain in `text` (NDJSON or gateway log lines, chains interleaved in any way).

@@ -60,6 +60,10 @@ pub struct Runtime {
     chain: RefCell<Chain>,
     metrics: Metrics,
     queue: Cell<Option<u32>>,
+    /// Exporter: this root context got `on_queue_ready`, so it owns the queue (Envoy notifies
+    /// only the last registrant; a second exporter context, e.g. Envoy's base VM of the
+    /// singleton, must not drain records it never ships).
+    owns_queue: Cell<bool>,
     exporter: RefCell<Exporter>,
 }
 
@@ -92,6 +96,7 @@ impl Runtime {
             metrics: Metrics::define(host),
             chain: RefCell::new(chain),
             queue: Cell::new(None),
+            owns_queue: Cell::new(false),
             exporter: RefCell::new(exporter),
             settings,
         }
@@ -180,13 +185,17 @@ impl Runtime {
 
     /// Exporter: moves queued records into the buffer, then sends a batch if one is due.
     pub fn on_queue_ready<H: Host + ?Sized>(&self, host: &H) {
+        self.owns_queue.set(true);
         self.drain_queue(host);
         self.pump(host);
     }
 
-    /// Exporter and local roles: periodic flush (delay, retries).
+    /// Exporter and local roles: periodic flush (delay, retries). The exporter drains the queue
+    /// here too (a missed notification), once it knows it owns the queue.
     pub fn on_tick<H: Host + ?Sized>(&self, host: &H) {
-        self.drain_queue(host);
+        if self.owns_queue.get() {
+            self.drain_queue(host);
+        }
         self.pump(host);
     }
 
