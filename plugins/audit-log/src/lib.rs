@@ -18,6 +18,9 @@ pub mod record;
 pub mod redact;
 pub mod runtime;
 
+#[cfg(test)]
+mod runtime_tests;
+
 use config::{Role, Settings};
 use gateway_core::headers::HeaderList;
 use gateway_core::ports::{
