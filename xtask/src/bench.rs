@@ -98,6 +98,17 @@ const CONFIGS: &[BenchConfig] = &[
         },
     },
     BenchConfig {
+        name: "audit-log",
+        what: "Envoy + audit-log, defaults: every record field built in on_log, hash-chained, written to Envoy's log (info) and to filter state; no HTTP export (it needs a collector cluster and the singleton)",
+        filters: |dist| {
+            vec![envoy::wasm_filter(
+                "audit-log",
+                &json!({}),
+                &dist.join("audit-log.wasm"),
+            )]
+        },
+    },
+    BenchConfig {
         name: "local_ratelimit",
         what: "Envoy + native envoy.filters.http.local_ratelimit: one token bucket (1e9 tokens per second, never denies), enabled and enforced",
         filters: |_| {
