@@ -12,6 +12,7 @@ use jwt_rbac_support::{config, must_reject, verify_signature, PLUGIN};
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 const PROFILES: [Profile; 2] = [Profile::Envoy, Profile::Kong];
 
@@ -391,5 +392,178 @@ fn refused_configs_log_the_field() {
             let logs = format!("{:?}", h.logs_at(LogLevel::Error));
             assert!(logs.contains(field), "{profile:?}: {logs}");
         }
+    }
+}
+
+/// A provider whose keys come from a remote JWKS: `jwks` cluster on Envoy, `127.0.0.1:9999` on
+/// Kong; refresh every 10 s, unknown-kid refresh at most every 2 s, backoff up to 4 s.
+fn remote_config(profile: Profile) -> Value {
+    let upstream = match profile {
+        Profile::Kong => "127.0.0.1:9999",
+        _ => "jwks",
+    };
+    json!({
+        "providers": {"main": {
+            "algorithms": ["RS256"],
+            "remote_jwks": {"upstream": upstream, "path": "/jwks.json", "authority": "idp.example.com",
+                            "refresh_seconds": 10, "unknown_kid_refresh_seconds": 2,
+                            "max_backoff_seconds": 4}
+        }},
+        "rules": [{"requires": {"provider": "main"}}],
+        "cache": {"max_entries": 0}
+    })
+}
+
+fn remote_harness(profile: Profile) -> Harness {
+    let h = Harness::builder()
+        .profile(profile)
+        .workers(2)
+        .clusters(["upstream", "jwks"])
+        .filter_name(PLUGIN)
+        .plugin_config(remote_config(profile).to_string())
+        .build_from_file(suite_tests::paths::plugin_wasm(PLUGIN).unwrap())
+        .unwrap();
+    assert!(h.configure().unwrap(), "{:?}", h.logs_at(LogLevel::Error));
+    h
+}
+
+fn status_with(h: &Harness, worker: usize, token: &str) -> (u32, Value) {
+    let a = call(h, worker, "GET", "/x", &[("authorization", &bearer(token))]);
+    (a.status, a.body)
+}
+
+#[test]
+fn remote_jwks_fetched_once_shared_refreshed_rotated_and_backed_off() {
+    use host_harness::CalloutResponse;
+    let t1 = sign("RS256", "rsa-1", &good_claims());
+    let t2 = sign("RS256", "rsa-2", &good_claims());
+    for profile in PROFILES {
+        let h = remote_harness(profile);
+        // One fetch for the whole gateway, not one per worker.
+        let callouts = h.callouts();
+        assert_eq!(callouts.len(), 1, "{profile:?}: {callouts:?}");
+        let c = &callouts[0];
+        let header = |n: &str| {
+            c.headers
+                .iter()
+                .find(|(k, _)| k == n)
+                .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+        };
+        assert_eq!(header(":path").as_deref(), Some("/jwks.json"));
+        assert_eq!(header(":authority").as_deref(), Some("idp.example.com"));
+
+        // Before any keys: 503 with a reason, for either worker.
+        let (status, body) = status_with(&h, 1, &t1);
+        assert_eq!(
+            (status, body["reason"].as_str()),
+            (503, Some("jwks_unavailable")),
+            "{profile:?}"
+        );
+
+        h.respond_callout(
+            c.id,
+            CalloutResponse::status(200).body(jwks(&["rsa-1"]).to_string()),
+        )
+        .unwrap();
+        assert_eq!(
+            status_with(&h, c.worker, &t1).0,
+            200,
+            "{profile:?} fetching worker"
+        );
+        // The other worker adopts the shared keys on its next tick, without fetching.
+        h.advance_clock(Duration::from_secs(1)).unwrap();
+        assert_eq!(
+            status_with(&h, 1 - c.worker, &t1).0,
+            200,
+            "{profile:?} other worker"
+        );
+        assert!(h.callouts().is_empty(), "{profile:?}: {:?}", h.callouts());
+        assert_eq!(metric(&h, "jwt_rbac.jwks_fetch_ok"), 1);
+
+        // Rotation, step 1: the periodic refresh brings the overlap (rsa-1 and rsa-2).
+        h.advance_clock(Duration::from_secs(10)).unwrap();
+        let callouts = h.callouts();
+        assert_eq!(callouts.len(), 1, "{profile:?}: one refresh");
+        h.respond_callout(
+            callouts[0].id,
+            CalloutResponse::status(200).body(jwks(&["rsa-1", "rsa-2"]).to_string()),
+        )
+        .unwrap();
+        h.advance_clock(Duration::from_secs(1)).unwrap();
+        for worker in 0..2 {
+            assert_eq!(
+                status_with(&h, worker, &t1).0,
+                200,
+                "{profile:?} old key in overlap"
+            );
+            assert_eq!(
+                status_with(&h, worker, &t2).0,
+                200,
+                "{profile:?} new key in overlap"
+            );
+        }
+        // Step 2: the old key is removed.
+        h.advance_clock(Duration::from_secs(10)).unwrap();
+        let callouts = h.callouts();
+        assert_eq!(callouts.len(), 1);
+        h.respond_callout(
+            callouts[0].id,
+            CalloutResponse::status(200).body(jwks(&["rsa-2"]).to_string()),
+        )
+        .unwrap();
+        h.advance_clock(Duration::from_secs(1)).unwrap();
+        for worker in 0..2 {
+            assert_eq!(status_with(&h, worker, &t2).0, 200);
+            assert_eq!(
+                status_with(&h, worker, &t1).1["reason"],
+                "kid_unknown",
+                "{profile:?}"
+            );
+        }
+
+        // An unknown kid asks for a refresh (rate-limited); a failed fetch keeps the keys.
+        h.advance_clock(Duration::from_secs(2)).unwrap();
+        let callouts = h.callouts();
+        assert_eq!(
+            callouts.len(),
+            1,
+            "{profile:?}: unknown kid refresh: {callouts:?}"
+        );
+        h.respond_callout(callouts[0].id, CalloutResponse::status(500).body("oops"))
+            .unwrap();
+        assert_eq!(metric(&h, "jwt_rbac.jwks_fetch_failed"), 1);
+        assert_eq!(
+            status_with(&h, 0, &t2).0,
+            200,
+            "{profile:?}: last good keys kept"
+        );
+        assert_eq!(status_with(&h, 1, &t2).0, 200);
+        // Garbage and a connection failure count as failures too, with growing backoff.
+        let mut failures = 1;
+        let mut waited = 0;
+        for _ in 0..40 {
+            h.advance_clock(Duration::from_secs(1)).unwrap();
+            waited += 1;
+            if let Some(c) = h.callouts().first() {
+                if failures % 2 == 1 {
+                    h.respond_callout(c.id, CalloutResponse::status(200).body("{not json"))
+                        .unwrap();
+                } else {
+                    if let Err(e) = h.fail_callout(c.id) {
+                        panic!("{e}: {:?}", h.logs());
+                    }
+                }
+                failures += 1;
+                if failures == 4 {
+                    break;
+                }
+            }
+        }
+        assert_eq!(metric(&h, "jwt_rbac.jwks_fetch_failed"), 4, "{profile:?}");
+        assert!(
+            waited >= 1 + 2 + 4,
+            "{profile:?}: backoff 1, 2, 4 s; waited {waited}"
+        );
+        assert_eq!(status_with(&h, 0, &t2).0, 200);
     }
 }

@@ -91,8 +91,12 @@ pub struct ProviderConfig {
     pub audiences: Vec<String>,
     /// Algorithms tokens may use (`RS256`, `ES256`, `EdDSA`, `HS256`...). Required.
     pub algorithms: Vec<String>,
-    /// Inline JWKS: an object `{"keys": [...]}` or a string holding it. Required.
-    pub jwks: Value,
+    /// Inline JWKS: an object `{"keys": [...]}` or a string holding it. This or `remote_jwks`.
+    #[serde(default)]
+    pub jwks: Option<Value>,
+    /// JWKS fetched through the gateway and shared by the workers. This or `jwks`.
+    #[serde(default)]
+    pub remote_jwks: Option<RemoteJwksConfig>,
     /// Where to find the token, in order. Default: `Authorization: Bearer <token>`.
     #[serde(default = "default_sources")]
     pub from: Vec<TokenSourceConfig>,
@@ -133,6 +137,45 @@ fn default_max_token() -> usize {
 }
 fn default_roles_claim() -> String {
     "roles".to_owned()
+}
+
+/// `providers.<name>.remote_jwks`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemoteJwksConfig {
+    /// Envoy cluster name, or Kong `host:port`. Required.
+    pub upstream: String,
+    /// Path of the JWKS. Default `/.well-known/jwks.json`.
+    #[serde(default = "default_jwks_path")]
+    pub path: String,
+    /// `:authority` sent. Default: `upstream`.
+    #[serde(default)]
+    pub authority: Option<String>,
+    /// Refresh period, seconds. Default 300.
+    #[serde(default = "default_refresh")]
+    pub refresh_seconds: u64,
+    /// Least time between refreshes triggered by unknown `kid`s, seconds. Default 30.
+    #[serde(default = "default_kid_refresh")]
+    pub unknown_kid_refresh_seconds: u64,
+    /// Timeout of one fetch, milliseconds. Default 5000.
+    #[serde(default = "default_timeout")]
+    pub timeout_ms: u64,
+    /// Longest retry backoff after failures, seconds. Default 300.
+    #[serde(default = "default_refresh")]
+    pub max_backoff_seconds: u64,
+}
+
+fn default_jwks_path() -> String {
+    "/.well-known/jwks.json".to_owned()
+}
+fn default_refresh() -> u64 {
+    300
+}
+fn default_kid_refresh() -> u64 {
+    30
+}
+fn default_timeout() -> u64 {
+    5000
 }
 
 /// One token source.
@@ -292,6 +335,8 @@ pub struct Provider {
     pub forward: bool,
     /// Roles claim path.
     pub roles_claim: Vec<String>,
+    /// Remote JWKS, if keys are fetched (the validator's inline keys are then empty).
+    pub remote: Option<crate::remote::RemoteJwks>,
 }
 
 /// A compiled claim-to-header mapping.
@@ -459,7 +504,19 @@ fn compile_provider(name: &str, p: &ProviderConfig, field: &str) -> Result<Provi
     if name.is_empty() {
         return Err(ConfigError::invalid(field, "a provider needs a name"));
     }
-    let keys = jwk::parse_jwks(&p.jwks, &join(field, "jwks"))?;
+    let (keys, remote) = match (&p.jwks, &p.remote_jwks) {
+        (Some(jwks), None) => (jwk::parse_jwks(jwks, &join(field, "jwks"))?, None),
+        (None, Some(r)) => (
+            Vec::new(),
+            Some(compile_remote(r, &join(field, "remote_jwks"))?),
+        ),
+        _ => {
+            return Err(ConfigError::invalid(
+                field,
+                "exactly one of jwks, remote_jwks is required",
+            ))
+        }
+    };
     if p.algorithms.is_empty() {
         return Err(ConfigError::invalid(
             join(field, "algorithms"),
@@ -475,7 +532,7 @@ fn compile_provider(name: &str, p: &ProviderConfig, field: &str) -> Result<Provi
                 format!("unsupported algorithm {a:?} (none is never accepted)"),
             )
         })?;
-        if !keys.iter().any(|k| k.accepts(alg)) {
+        if remote.is_none() && !keys.iter().any(|k| k.accepts(alg)) {
             return Err(ConfigError::invalid(
                 f,
                 format!("no key in jwks can verify {a}"),
@@ -547,6 +604,59 @@ fn compile_provider(name: &str, p: &ProviderConfig, field: &str) -> Result<Provi
         sources,
         forward: p.forward,
         roles_claim: claim_path(&p.roles_claim, &join(field, "roles_claim"))?,
+        remote,
+    })
+}
+
+fn compile_remote(
+    r: &RemoteJwksConfig,
+    field: &str,
+) -> Result<crate::remote::RemoteJwks, ConfigError> {
+    if r.upstream.is_empty() || r.upstream.bytes().any(|b| b.is_ascii_whitespace()) {
+        return Err(ConfigError::invalid(
+            join(field, "upstream"),
+            "an envoy cluster name or a kong host:port",
+        ));
+    }
+    if !r.path.starts_with('/') || !gateway_core::headers::is_valid_value(r.path.as_bytes()) {
+        return Err(ConfigError::invalid(
+            join(field, "path"),
+            "an absolute path (starting with /)",
+        ));
+    }
+    let seconds = |v: u64, name: &str, min: i64| {
+        i64::try_from(v)
+            .ok()
+            .filter(|v| *v >= min && *v <= 86400)
+            .ok_or_else(|| {
+                ConfigError::invalid(join(field, name), format!("between {min} and 86400"))
+            })
+    };
+    if r.timeout_ms == 0 || r.timeout_ms > 60_000 {
+        return Err(ConfigError::invalid(
+            join(field, "timeout_ms"),
+            "between 1 and 60000",
+        ));
+    }
+    let authority = r.authority.clone().unwrap_or_else(|| r.upstream.clone());
+    if !gateway_core::headers::is_valid_value(authority.as_bytes()) {
+        return Err(ConfigError::invalid(
+            join(field, "authority"),
+            "no cr, lf or nul",
+        ));
+    }
+    Ok(crate::remote::RemoteJwks {
+        upstream: r.upstream.clone(),
+        authority,
+        path: r.path.clone(),
+        refresh_seconds: seconds(r.refresh_seconds, "refresh_seconds", 1)?,
+        unknown_kid_refresh_seconds: seconds(
+            r.unknown_kid_refresh_seconds,
+            "unknown_kid_refresh_seconds",
+            0,
+        )?,
+        timeout_ms: r.timeout_ms,
+        max_backoff_seconds: seconds(r.max_backoff_seconds, "max_backoff_seconds", 1)?,
     })
 }
 

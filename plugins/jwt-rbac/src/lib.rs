@@ -1,11 +1,12 @@
-//! jwt-rbac: a proxy-wasm HTTP filter that authenticates JWTs (inline JWKS; HS*, RS*, PS*,
-//! ES256, ES384, EdDSA; RFC 8725 hardening) and authorizes roles and scopes per route, then
-//! injects verified identity headers.
+//! jwt-rbac: a proxy-wasm HTTP filter that authenticates JWTs (inline or remote JWKS; HS*, RS*,
+//! PS*, ES256, EdDSA, ES384 with feature `es384`; RFC 8725 hardening) and authorizes roles and
+//! scopes per route, then injects verified identity headers.
 //!
 //! This file only wires proxy-wasm: the root context compiles the configuration in
-//! `on_configure` and detects host crypto, each HTTP context hands its callback to
-//! [`stream::Stream`]. Decisions live in the other modules, which never import `proxy_wasm`
-//! (except [`host_crypto`], the adapter of Envoy's `verify_signature`). See `docs/jwt-rbac.md`.
+//! `on_configure`, detects host crypto, and drives remote JWKS fetches (`on_tick`,
+//! `on_http_call_response`); each HTTP context hands its callback to [`stream::Stream`].
+//! Decisions live in the other modules, which never import `proxy_wasm` (except
+//! [`host_crypto`], the adapter of Envoy's `verify_signature`). See `docs/jwt-rbac.md`.
 
 pub mod alg;
 pub mod cache;
@@ -18,6 +19,7 @@ pub mod jwk;
 pub mod metrics;
 pub mod policy;
 pub mod reason;
+pub mod remote;
 pub mod stream;
 pub mod token;
 pub mod validate;
@@ -28,13 +30,15 @@ mod stream_tests;
 
 use cache::TokenCache;
 use config::{CryptoMode, Settings};
-use gateway_core::ports::{LogLevel, LogPort};
+use gateway_core::ports::{Clock, LogLevel, LogPort};
 use gateway_core::proxy_wasm_host::ProxyWasmHost;
-use metrics::Metrics;
+use metrics::{Metric, Metrics};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType};
+use remote::RemoteState;
 use std::cell::RefCell;
 use std::rc::Rc;
+use std::time::Duration;
 use stream::{Flow, Shared, Stream};
 
 proxy_wasm::main! {{
@@ -43,13 +47,167 @@ proxy_wasm::main! {{
     });
 }}
 
-/// Parses the configuration once per VM and creates a filter per stream.
+/// Parses the configuration once per VM, fetches remote JWKS, creates a filter per stream.
 #[derive(Default)]
 struct JwtRbacRoot {
     shared: Option<Shared>,
 }
 
-impl Context for JwtRbacRoot {}
+fn now_secs() -> i64 {
+    ProxyWasmHost
+        .now_unix_nanos()
+        .map(|n| i64::try_from(n / 1_000_000_000).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+impl JwtRbacRoot {
+    /// Adopts keys other workers fetched and starts the fetches that are due.
+    fn refresh_remote(&self) {
+        let Some(shared) = &self.shared else {
+            return;
+        };
+        let Some(settings) = &shared.settings else {
+            return;
+        };
+        let host = ProxyWasmHost;
+        let now = now_secs();
+        for (index, provider) in settings.providers.iter().enumerate() {
+            let Some(remote) = &provider.remote else {
+                continue;
+            };
+            let mut states = shared.remote.borrow_mut();
+            let Some(state) = states.get_mut(index) else {
+                continue;
+            };
+            if state.adopt(&host, &provider.name) {
+                host.log(
+                    LogLevel::Info,
+                    &format!(
+                        "jwt-rbac: provider {}: {} keys from shared jwks",
+                        provider.name,
+                        state.keys.len()
+                    ),
+                );
+            }
+            if !state.due(remote, now) {
+                continue;
+            }
+            let timeout = Duration::from_millis(remote.timeout_ms);
+            let until = now.saturating_add(i64::try_from(timeout.as_secs()).unwrap_or(60) + 1);
+            if !remote::take_lease(&host, &provider.name, now, until) {
+                continue;
+            }
+            state.last_attempt = now;
+            state.kid_miss = false;
+            let headers = vec![
+                (":method", "GET"),
+                (":path", remote.path.as_str()),
+                (":authority", remote.authority.as_str()),
+                ("accept", "application/json"),
+            ];
+            match self.dispatch_http_call(&remote.upstream, headers, None, vec![], timeout) {
+                Ok(token) => state.in_flight = Some(token),
+                Err(status) => {
+                    state.failed(&host, remote, &provider.name, now);
+                    shared.metrics.add(&host, Metric::JwksFetchFailed, 1);
+                    host.log(
+                        LogLevel::Warn,
+                        &format!(
+                            "jwt-rbac: provider {}: cannot call {} ({status:?}); retry in {} s",
+                            provider.name, remote.upstream, state.backoff
+                        ),
+                    );
+                }
+            }
+        }
+    }
+}
+
+impl Context for JwtRbacRoot {
+    fn on_http_call_response(&mut self, token: u32, headers: usize, body_size: usize, _: usize) {
+        let Some(shared) = &self.shared else {
+            return;
+        };
+        let Some(settings) = &shared.settings else {
+            return;
+        };
+        let host = ProxyWasmHost;
+        let now = now_secs();
+        let mut states = shared.remote.borrow_mut();
+        let Some(index) = states.iter().position(|s| s.in_flight == Some(token)) else {
+            return;
+        };
+        let (Some(state), Some(provider)) = (states.get_mut(index), settings.providers.get(index))
+        else {
+            return;
+        };
+        state.in_flight = None;
+        let Some(remote) = &provider.remote else {
+            return;
+        };
+        // A failed call (reset, timeout) has no header map: reading one would be an error the
+        // SDK turns into a panic (its getters unwrap), so only read what the host announced.
+        let status = (headers > 0)
+            .then(|| {
+                proxy_wasm::hostcalls::get_map_value_bytes(
+                    proxy_wasm::types::MapType::HttpCallResponseHeaders,
+                    ":status",
+                )
+                .ok()
+                .flatten()
+            })
+            .flatten();
+        let body = if body_size > 0 && body_size <= remote::MAX_JWKS_BYTES {
+            proxy_wasm::hostcalls::get_buffer(
+                proxy_wasm::types::BufferType::HttpCallResponseBody,
+                0,
+                body_size,
+            )
+            .ok()
+            .flatten()
+            .unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        let keys = (status.as_deref() == Some(b"200"))
+            .then(|| remote::parse_body(&body))
+            .flatten();
+        match keys {
+            Some(keys) => {
+                let count = keys.len();
+                let stored = state.fetched(&host, &provider.name, keys, &body, now);
+                shared.metrics.add(&host, Metric::JwksFetchOk, 1);
+                host.log(
+                    LogLevel::Info,
+                    &format!(
+                        "jwt-rbac: provider {}: fetched {count} keys{}",
+                        provider.name,
+                        if stored.is_ok() {
+                            ""
+                        } else {
+                            " (not shared: shared data refused)"
+                        }
+                    ),
+                );
+            }
+            None => {
+                state.failed(&host, remote, &provider.name, now);
+                shared.metrics.add(&host, Metric::JwksFetchFailed, 1);
+                host.log(
+                    LogLevel::Warn,
+                    &format!(
+                        "jwt-rbac: provider {}: jwks fetch failed (status {}, {} bytes); keeping {} keys, retry in {} s",
+                        provider.name,
+                        status.map(|s| String::from_utf8_lossy(&s).into_owned()).unwrap_or_else(|| "none".into()),
+                        body_size,
+                        state.keys.len(),
+                        state.backoff
+                    ),
+                );
+            }
+        }
+    }
+}
 
 impl RootContext for JwtRbacRoot {
     fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
@@ -65,12 +223,28 @@ impl RootContext for JwtRbacRoot {
                 for line in host_crypto::describe(&settings, crypto.is_some()) {
                     host.log(LogLevel::Info, &line);
                 }
+                let any_remote = settings.providers.iter().any(|p| p.remote.is_some());
                 self.shared = Some(Shared {
                     metrics: Metrics::define(&host),
                     cache: Rc::new(RefCell::new(TokenCache::new(settings.cache_entries))),
                     crypto: crypto.map(|c| Rc::new(c) as Rc<dyn verify::HostCrypto>),
+                    remote: Rc::new(RefCell::new(vec![
+                        RemoteState::default();
+                        settings.providers.len()
+                    ])),
                     settings: Some(Rc::new(settings)),
                 });
+                if any_remote {
+                    if let Err(status) =
+                        proxy_wasm::hostcalls::set_tick_period(Duration::from_secs(1))
+                    {
+                        host.log(
+                            LogLevel::Error,
+                            &format!("jwt-rbac: cannot set the tick period: {status:?}"),
+                        );
+                    }
+                    self.refresh_remote();
+                }
                 true
             }
             Err(message) => {
@@ -83,12 +257,17 @@ impl RootContext for JwtRbacRoot {
         }
     }
 
+    fn on_tick(&mut self) {
+        self.refresh_remote();
+    }
+
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
         let shared = self.shared.clone().unwrap_or_else(|| Shared {
             settings: None,
             metrics: Metrics::default(),
             cache: Rc::new(RefCell::new(TokenCache::new(0))),
             crypto: None,
+            remote: Rc::new(RefCell::new(Vec::new())),
         });
         Some(Box::new(JwtRbacFilter {
             stream: Stream::new(shared),

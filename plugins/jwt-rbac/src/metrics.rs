@@ -1,7 +1,8 @@
 //! Metrics. Envoy shows them as `wasmcustom.<name>`, Kong as `pw.<filter>.<name>`.
 //!
 //! `jwt_rbac.allowed`, `jwt_rbac.anonymous`, `jwt_rbac.denied`, `jwt_rbac.denied.<reason>`,
-//! `jwt_rbac.cache_hits`, `jwt_rbac.cache_misses`, `jwt_rbac.spoofed_headers_removed`.
+//! `jwt_rbac.cache_hits`, `jwt_rbac.cache_misses`, `jwt_rbac.spoofed_headers_removed`,
+//! `jwt_rbac.jwks_fetch_ok`, `jwt_rbac.jwks_fetch_failed`.
 
 use crate::reason::Reason;
 use gateway_core::ports::{MetricId, MetricsPort};
@@ -23,9 +24,13 @@ pub enum Metric {
     CacheMisses,
     /// Client header lines removed by anti-spoofing.
     SpoofedHeadersRemoved,
+    /// Remote JWKS fetches that brought usable keys.
+    JwksFetchOk,
+    /// Remote JWKS fetches that failed (status, timeout, unusable body).
+    JwksFetchFailed,
 }
 
-const FIXED: [(Metric, &str); 6] = [
+const FIXED: [(Metric, &str); 8] = [
     (Metric::Allowed, "jwt_rbac.allowed"),
     (Metric::Anonymous, "jwt_rbac.anonymous"),
     (Metric::Denied, "jwt_rbac.denied"),
@@ -35,12 +40,14 @@ const FIXED: [(Metric, &str); 6] = [
         Metric::SpoofedHeadersRemoved,
         "jwt_rbac.spoofed_headers_removed",
     ),
+    (Metric::JwksFetchOk, "jwt_rbac.jwks_fetch_ok"),
+    (Metric::JwksFetchFailed, "jwt_rbac.jwks_fetch_failed"),
 ];
 
 /// The ids of the defined counters (`None` where the host refused one).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Metrics {
-    fixed: [Option<MetricId>; 6],
+    fixed: [Option<MetricId>; 8],
     by_reason: [Option<MetricId>; Reason::ALL.len()],
 }
 

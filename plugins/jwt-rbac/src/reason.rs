@@ -44,13 +44,15 @@ pub enum Reason {
     InsufficientScope,
     /// No rule matched the request and `no_rule` is `deny`.
     NoRule,
+    /// A remote-JWKS provider has no keys yet (first fetch pending or failing).
+    JwksUnavailable,
     /// The plugin has no valid configuration or could not read the request (fails closed).
     Internal,
 }
 
 impl Reason {
     /// Every reason, for metric definition.
-    pub const ALL: [Reason; 21] = [
+    pub const ALL: [Reason; 22] = [
         Reason::TokenMissing,
         Reason::TokenMalformed,
         Reason::TokenTooLarge,
@@ -71,6 +73,7 @@ impl Reason {
         Reason::InsufficientRole,
         Reason::InsufficientScope,
         Reason::NoRule,
+        Reason::JwksUnavailable,
         Reason::Internal,
     ];
 
@@ -97,6 +100,7 @@ impl Reason {
             Reason::InsufficientRole => "insufficient_role",
             Reason::InsufficientScope => "insufficient_scope",
             Reason::NoRule => "no_rule",
+            Reason::JwksUnavailable => "jwks_unavailable",
             Reason::Internal => "internal_error",
         }
     }
@@ -106,6 +110,7 @@ impl Reason {
         match self {
             Reason::InsufficientRole | Reason::InsufficientScope | Reason::NoRule => 403,
             Reason::Internal => 500,
+            Reason::JwksUnavailable => 503,
             _ => 401,
         }
     }
@@ -117,6 +122,7 @@ impl Reason {
             Reason::InsufficientRole | Reason::InsufficientScope => "insufficient_scope",
             Reason::NoRule => "access_denied",
             Reason::Internal => "internal_error",
+            Reason::JwksUnavailable => "temporarily_unavailable",
             _ => "invalid_token",
         }
     }

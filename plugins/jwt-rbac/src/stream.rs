@@ -11,6 +11,7 @@ use crate::extract::{self, Found};
 use crate::metrics::{Metric, Metrics};
 use crate::policy::{self, Requirement, Rule};
 use crate::reason::Reason;
+use crate::remote::RemoteState;
 use crate::validate::Verified;
 use crate::verify::HostCrypto;
 use gateway_core::headers::HeaderEdits;
@@ -45,6 +46,8 @@ pub struct Shared {
     pub cache: Rc<RefCell<TokenCache>>,
     /// Host signature checks, when the host offers them and config allows.
     pub crypto: Option<Rc<dyn HostCrypto>>,
+    /// Remote JWKS state, one entry per provider (unused for inline providers).
+    pub remote: Rc<RefCell<Vec<RemoteState>>>,
 }
 
 /// The outcome of authentication.
@@ -224,11 +227,28 @@ impl Stream {
             }
             self.shared.metrics.add(host, Metric::CacheMisses, 1);
         }
-        let verified = Rc::new(provider.validator.validate(
-            token,
-            now,
-            self.shared.crypto.as_deref(),
-        )?);
+        let crypto = self.shared.crypto.as_deref();
+        let verified = if provider.remote.is_some() {
+            let keys = self
+                .shared
+                .remote
+                .borrow()
+                .get(index)
+                .map(|s| Rc::clone(&s.keys))
+                .unwrap_or_default();
+            if keys.is_empty() {
+                return Err(Reason::JwksUnavailable);
+            }
+            let result = provider.validator.validate_with(&keys, token, now, crypto);
+            if result == Err(Reason::KidUnknown) {
+                if let Some(state) = self.shared.remote.borrow_mut().get_mut(index) {
+                    state.kid_miss = true;
+                }
+            }
+            Rc::new(result?)
+        } else {
+            Rc::new(provider.validator.validate(token, now, crypto)?)
+        };
         if enabled {
             self.shared
                 .cache

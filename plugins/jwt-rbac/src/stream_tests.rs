@@ -62,6 +62,7 @@ impl Vm {
                 metrics: Metrics::define(host),
                 cache: Rc::new(RefCell::new(TokenCache::new(settings.cache_entries))),
                 crypto: None,
+                remote: Rc::new(RefCell::new(Vec::new())),
                 settings: Some(Rc::new(settings)),
             },
         }
@@ -390,6 +391,7 @@ fn no_configuration_fails_closed() {
         metrics: Metrics::default(),
         cache: Rc::new(RefCell::new(TokenCache::new(0))),
         crypto: None,
+        remote: Rc::new(RefCell::new(Vec::new())),
     };
     assert_eq!(Stream::new(shared).on_request_headers(&host), Flow::Stop);
     assert_eq!(reply(&host).0, 500);

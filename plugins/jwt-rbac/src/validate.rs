@@ -46,9 +46,20 @@ pub struct Verified {
 }
 
 impl Validator {
-    /// Validates `token` at `now` (Unix seconds).
+    /// Validates `token` at `now` (Unix seconds) with the provider's inline keys.
     pub fn validate(
         &self,
+        token: &[u8],
+        now: i64,
+        host: Option<&dyn HostCrypto>,
+    ) -> Result<Verified, Reason> {
+        self.validate_with(&self.keys, token, now, host)
+    }
+
+    /// Validates `token` at `now` with `keys` (a remote JWKS).
+    pub fn validate_with(
+        &self,
+        keys: &[Key],
         token: &[u8],
         now: i64,
         host: Option<&dyn HostCrypto>,
@@ -60,8 +71,7 @@ impl Validator {
             Some(Value::String(kid)) => Some(kid.as_str()),
             Some(_) => return Err(Reason::TokenMalformed),
         };
-        let mut candidates = self
-            .keys
+        let mut candidates = keys
             .iter()
             .filter(|k| kid.is_none() || k.kid.as_deref() == kid)
             .peekable();

@@ -1,0 +1,259 @@
+//! Remote JWKS: fetched through the gateway, shared by every worker through shared data.
+//!
+//! One worker fetches (a lease in shared data, taken with cas), writes the JWKS to shared data,
+//! and every worker adopts it on its next tick. Refresh every `refresh_seconds`; an unknown
+//! `kid` asks for a refresh, at most once per `unknown_kid_refresh_seconds`; a failed fetch
+//! keeps the last good keys and retries with exponential backoff (1 s doubling up to
+//! `max_backoff_seconds`), and the lease holds the other workers off during the backoff.
+//!
+//! Shared-data values carry their full key (Kong looks keys up by CRC32 only):
+//! `jwt-rbac-jwks\n<provider>\n<fetched_at>\n<jwks json>` and `jwt-rbac-lease\n<provider>\n<until>`.
+
+use crate::jwk::{self, Key};
+use gateway_core::ports::{HostError, SharedDataPort};
+use std::rc::Rc;
+
+/// Largest JWKS body accepted, bytes.
+pub const MAX_JWKS_BYTES: usize = 256 * 1024;
+/// Most cas retries when writing shared data.
+const CAS_RETRIES: usize = 4;
+
+/// Where and how often to fetch a provider's JWKS (compiled `remote_jwks`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteJwks {
+    /// Envoy cluster name, or Kong `host:port`.
+    pub upstream: String,
+    /// `:authority` of the request.
+    pub authority: String,
+    /// `:path` of the request.
+    pub path: String,
+    /// Refresh period, seconds.
+    pub refresh_seconds: i64,
+    /// Least time between refreshes asked for by unknown `kid`s, seconds.
+    pub unknown_kid_refresh_seconds: i64,
+    /// Timeout of one fetch, milliseconds.
+    pub timeout_ms: u64,
+    /// Longest backoff after failures, seconds.
+    pub max_backoff_seconds: i64,
+}
+
+/// What one worker knows about one remote provider.
+#[derive(Debug, Clone, Default)]
+pub struct RemoteState {
+    /// Keys in use (empty until the first successful fetch anywhere).
+    pub keys: Rc<Vec<Key>>,
+    /// `fetched_at` of the keys in use (0: none).
+    pub version: i64,
+    /// Token of this worker's call in flight.
+    pub in_flight: Option<u32>,
+    /// No fetch by this worker before this time (backoff).
+    pub not_before: i64,
+    /// Current backoff, seconds (0 after a success).
+    pub backoff: i64,
+    /// Last fetch this worker started.
+    pub last_attempt: i64,
+    /// A request met an unknown `kid`.
+    pub kid_miss: bool,
+}
+
+/// Shared-data key of the JWKS of `provider`.
+pub fn jwks_key(provider: &str) -> String {
+    format!("jwt-rbac/jwks/{provider}")
+}
+
+/// Shared-data key of the fetch lease of `provider`.
+pub fn lease_key(provider: &str) -> String {
+    format!("jwt-rbac/lease/{provider}")
+}
+
+/// Encodes a shared JWKS record.
+pub fn encode_jwks(provider: &str, fetched_at: i64, json: &[u8]) -> Vec<u8> {
+    let mut out = format!("jwt-rbac-jwks\n{provider}\n{fetched_at}\n").into_bytes();
+    out.extend_from_slice(json);
+    out
+}
+
+/// Decodes a shared JWKS record of `provider`: `(fetched_at, json)`.
+pub fn decode_jwks<'a>(provider: &str, value: &'a [u8]) -> Option<(i64, &'a [u8])> {
+    let mut parts = value.splitn(4, |b| *b == b'\n');
+    (parts.next()? == b"jwt-rbac-jwks").then_some(())?;
+    (parts.next()? == provider.as_bytes()).then_some(())?;
+    let at = std::str::from_utf8(parts.next()?).ok()?.parse().ok()?;
+    Some((at, parts.next()?))
+}
+
+fn decode_lease(provider: &str, value: &[u8]) -> Option<i64> {
+    let text = std::str::from_utf8(value).ok()?;
+    let mut parts = text.splitn(3, '\n');
+    (parts.next()? == "jwt-rbac-lease" && parts.next()? == provider).then_some(())?;
+    parts.next()?.parse().ok()
+}
+
+/// Parses a fetched JWKS body (at least one usable key).
+pub fn parse_body(body: &[u8]) -> Option<Vec<Key>> {
+    if body.len() > MAX_JWKS_BYTES {
+        return None;
+    }
+    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    jwk::parse_jwks(&value, "remote_jwks").ok()
+}
+
+impl RemoteState {
+    /// Adopts the shared JWKS if it is newer than ours; true if the keys changed.
+    pub fn adopt<H: SharedDataPort + ?Sized>(&mut self, host: &H, provider: &str) -> bool {
+        let Ok(entry) = host.shared_data(&jwks_key(provider)) else {
+            return false;
+        };
+        let Some((at, json)) = entry
+            .value
+            .as_deref()
+            .and_then(|v| decode_jwks(provider, v))
+        else {
+            return false;
+        };
+        if at <= self.version {
+            return false;
+        }
+        match parse_body(json) {
+            Some(keys) => {
+                self.keys = Rc::new(keys);
+                self.version = at;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// True if this worker should try to fetch now.
+    pub fn due(&self, remote: &RemoteJwks, now: i64) -> bool {
+        if self.in_flight.is_some() || now < self.not_before {
+            return false;
+        }
+        self.keys.is_empty()
+            || now >= self.version.saturating_add(remote.refresh_seconds)
+            || (self.kid_miss
+                && now
+                    >= self
+                        .last_attempt
+                        .saturating_add(remote.unknown_kid_refresh_seconds))
+    }
+
+    /// Records a successful fetch: new keys, written to shared data for the other workers.
+    pub fn fetched<H: SharedDataPort + ?Sized>(
+        &mut self,
+        host: &H,
+        provider: &str,
+        keys: Vec<Key>,
+        body: &[u8],
+        now: i64,
+    ) -> Result<(), HostError> {
+        self.keys = Rc::new(keys);
+        self.version = now;
+        self.backoff = 0;
+        self.not_before = 0;
+        let stored = write(host, &jwks_key(provider), &encode_jwks(provider, now, body));
+        // Release the lease: the next due refresh (or unknown kid) may fetch at once.
+        let lease = format!("jwt-rbac-lease\n{provider}\n{now}");
+        let _ = write(host, &lease_key(provider), lease.as_bytes());
+        stored
+    }
+
+    /// Records a failed fetch: keep the keys, back off, and hold the others off too.
+    pub fn failed<H: SharedDataPort + ?Sized>(
+        &mut self,
+        host: &H,
+        remote: &RemoteJwks,
+        provider: &str,
+        now: i64,
+    ) {
+        self.backoff = (self.backoff.saturating_mul(2))
+            .max(1)
+            .min(remote.max_backoff_seconds.max(1));
+        self.not_before = now.saturating_add(self.backoff);
+        let lease = format!("jwt-rbac-lease\n{provider}\n{}", self.not_before);
+        let _ = write(host, &lease_key(provider), lease.as_bytes());
+    }
+}
+
+/// Takes the fetch lease of `provider` until `until`; false if another worker holds it.
+pub fn take_lease<H: SharedDataPort + ?Sized>(
+    host: &H,
+    provider: &str,
+    now: i64,
+    until: i64,
+) -> bool {
+    let key = lease_key(provider);
+    let Ok(entry) = host.shared_data(&key) else {
+        return false;
+    };
+    if let Some(held) = entry
+        .value
+        .as_deref()
+        .and_then(|v| decode_lease(provider, v))
+    {
+        if held > now {
+            return false;
+        }
+    }
+    let value = format!("jwt-rbac-lease\n{provider}\n{until}");
+    host.set_shared_data(&key, value.as_bytes(), entry.cas)
+        .is_ok()
+}
+
+fn write<H: SharedDataPort + ?Sized>(host: &H, key: &str, value: &[u8]) -> Result<(), HostError> {
+    let mut last = Err(HostError::CasMismatch);
+    for _ in 0..CAS_RETRIES {
+        let cas = host.shared_data(key).map(|e| e.cas).unwrap_or(0);
+        last = host.set_shared_data(key, value, cas);
+        if !matches!(last, Err(HostError::CasMismatch)) {
+            return last;
+        }
+    }
+    last
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_round_trip_and_check_the_provider() {
+        let v = encode_jwks("a", 42, b"{\"keys\":[]}");
+        assert_eq!(decode_jwks("a", &v), Some((42, &b"{\"keys\":[]}"[..])));
+        assert_eq!(decode_jwks("b", &v), None);
+        assert_eq!(decode_lease("a", b"jwt-rbac-lease\na\n7"), Some(7));
+        assert_eq!(decode_lease("a", b"jwt-rbac-lease\nb\n7"), None);
+    }
+
+    #[test]
+    fn due_backoff_and_kid_miss() {
+        let remote = RemoteJwks {
+            upstream: "u".into(),
+            authority: "a".into(),
+            path: "/".into(),
+            refresh_seconds: 300,
+            unknown_kid_refresh_seconds: 30,
+            timeout_ms: 1000,
+            max_backoff_seconds: 8,
+        };
+        let mut s = RemoteState::default();
+        assert!(s.due(&remote, 100), "no keys yet");
+        s.keys = Rc::new(vec![]);
+        s.version = 100;
+        s.last_attempt = 100;
+        assert!(s.due(&remote, 101), "still no keys");
+        let k = jwk::parse_jwks(
+            &serde_json::json!({"keys": [{"kty": "oct", "k": "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8"}]}),
+            "f",
+        )
+        .unwrap();
+        s.keys = Rc::new(k);
+        assert!(!s.due(&remote, 101));
+        assert!(s.due(&remote, 400), "refresh period");
+        s.kid_miss = true;
+        assert!(!s.due(&remote, 120));
+        assert!(s.due(&remote, 130));
+        s.in_flight = Some(1);
+        assert!(!s.due(&remote, 130));
+    }
+}
