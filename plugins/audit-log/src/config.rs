@@ -195,6 +195,30 @@ pub struct ExportConfig {
     pub retry_max_ms: u64,
     /// Ticker period of the exporter.
     pub tick_ms: u64,
+    /// Body format: `ndjson` (one record per line) or `otlp_json` (OTLP/HTTP JSON logs).
+    pub format: ExportFormat,
+}
+
+/// Body format of an export call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExportFormat {
+    /// `application/x-ndjson`: the record lines as written.
+    #[default]
+    Ndjson,
+    /// `application/json`: an OTLP `ExportLogsServiceRequest`, one log record per audit record
+    /// (body: the record line; attributes `audit.chain`, `audit.seq`, `audit.hash`).
+    OtlpJson,
+}
+
+impl ExportFormat {
+    /// The `content-type` of the body.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            ExportFormat::Ndjson => "application/x-ndjson",
+            ExportFormat::OtlpJson => "application/json",
+        }
+    }
 }
 
 impl Default for ExportConfig {
@@ -215,6 +239,7 @@ impl Default for ExportConfig {
             retry_initial_ms: 200,
             retry_max_ms: 10_000,
             tick_ms: 200,
+            format: ExportFormat::Ndjson,
         }
     }
 }

@@ -8,7 +8,8 @@
 //! failed batch go back to the front of the buffer, in order, and are retried until delivered;
 //! they keep counting against the bound, so a long outage drops new records, never old ones.
 
-use crate::config::ExportConfig;
+use crate::config::{ExportConfig, ExportFormat};
+use serde_json::{json, Value};
 use std::collections::VecDeque;
 
 /// A batch to send: NDJSON body.
@@ -129,6 +130,9 @@ impl Exporter {
             taken.push(entry);
         }
         let records = taken.len();
+        if self.cfg.format == ExportFormat::OtlpJson {
+            body = otlp_json(taken.iter().map(|(line, _)| line.as_str()));
+        }
         self.in_flight = Some(InFlight {
             token: 0,
             records: taken,
@@ -188,6 +192,41 @@ impl Exporter {
     }
 }
 
+/// An OTLP/HTTP JSON `ExportLogsServiceRequest` holding one log record per audit record: body the
+/// record line as written (so its hash still verifies), attributes `audit.chain`, `audit.seq`,
+/// `audit.hash`, and `timeUnixNano` left 0 (the record's own `time` is in the body).
+pub fn otlp_json<'a>(lines: impl Iterator<Item = &'a str>) -> Vec<u8> {
+    let log_records: Vec<Value> = lines
+        .map(|line| {
+            let rec: Value = serde_json::from_str(line).unwrap_or(Value::Null);
+            let text = |k: &str| {
+                rec.get(k)
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned()
+            };
+            let seq = rec.get("seq").and_then(Value::as_u64).unwrap_or_default();
+            json!({
+                "timeUnixNano": "0",
+                "severityNumber": 9,
+                "severityText": "INFO",
+                "body": {"stringValue": line},
+                "attributes": [
+                    {"key": "audit.chain", "value": {"stringValue": text("chain")}},
+                    {"key": "audit.seq", "value": {"intValue": seq.to_string()}},
+                    {"key": "audit.hash", "value": {"stringValue": text("hash")}}
+                ]
+            })
+        })
+        .collect();
+    json!({"resourceLogs": [{
+        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "gateway"}}]},
+        "scopeLogs": [{"scope": {"name": "audit-log"}, "logRecords": log_records}]
+    }]})
+    .to_string()
+    .into_bytes()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -219,6 +258,28 @@ mod tests {
         assert_eq!(e.on_response(7, 200, 0), Outcome::Exported(3));
         assert_eq!(e.due_batch(50 * MS), None, "one record, not old enough");
         assert_eq!(e.due_batch(100 * MS).unwrap().body, b"r3\n");
+    }
+
+    #[test]
+    fn otlp_json_body_carries_each_record_line() {
+        let mut e = Exporter::new(ExportConfig {
+            format: ExportFormat::OtlpJson,
+            ..cfg(2, 10)
+        });
+        e.offer(r#"{"chain":"c","hash":"h0","seq":0}"#.into(), 0)
+            .unwrap();
+        e.offer(r#"{"chain":"c","hash":"h1","seq":1}"#.into(), 0)
+            .unwrap();
+        let b = e.due_batch(0).unwrap();
+        let v: Value = serde_json::from_slice(&b.body).unwrap();
+        let recs = &v["resourceLogs"][0]["scopeLogs"][0]["logRecords"];
+        assert_eq!(recs.as_array().unwrap().len(), 2);
+        assert_eq!(
+            recs[1]["body"]["stringValue"],
+            r#"{"chain":"c","hash":"h1","seq":1}"#
+        );
+        assert_eq!(recs[1]["attributes"][1]["value"]["intValue"], "1");
+        assert_eq!(recs[0]["attributes"][2]["value"]["stringValue"], "h0");
     }
 
     #[test]

@@ -231,7 +231,7 @@ impl Runtime {
                 (":method", b"POST"),
                 (":path", export.path.as_bytes()),
                 (":authority", export.authority.as_bytes()),
-                ("content-type", b"application/x-ndjson"),
+                ("content-type", export.format.content_type().as_bytes()),
             ];
             match host.dispatch_http_call(
                 &export.upstream,
