@@ -258,3 +258,175 @@ fn a_refused_config_keeps_envoy_from_serving() {
     };
     assert!(err.contains("providers.main.algorithms[0]"), "{err}");
 }
+
+/// A JWKS endpoint on 127.0.0.1: serves whatever JSON it holds, counts fetches, stops on drop.
+struct JwksServer {
+    addr: std::net::SocketAddr,
+    body: std::sync::Arc<std::sync::Mutex<String>>,
+    fetches: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl JwksServer {
+    fn start(body: String) -> JwksServer {
+        use std::io::{Read, Write};
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let body = std::sync::Arc::new(std::sync::Mutex::new(body));
+        let fetches = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (b, f, s) = (body.clone(), fetches.clone(), stop.clone());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
+        let thread = std::thread::spawn(move || {
+            while !s.load(Ordering::SeqCst) && std::time::Instant::now() < deadline {
+                let Ok((mut conn, _)) = listener.accept() else {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                    continue;
+                };
+                let _ = conn.set_nonblocking(false);
+                let _ = conn.set_read_timeout(Some(std::time::Duration::from_secs(2)));
+                let mut buf = [0u8; 4096];
+                let mut request = Vec::new();
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") && request.len() < 65536 {
+                    match conn.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                }
+                f.fetch_add(1, Ordering::SeqCst);
+                let body = b.lock().unwrap().clone();
+                let response = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = conn.write_all(response.as_bytes());
+            }
+        });
+        JwksServer {
+            addr,
+            body,
+            fetches,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn serve(&self, body: String) {
+        *self.body.lock().unwrap() = body;
+    }
+
+    fn fetches(&self) -> usize {
+        self.fetches.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Drop for JwksServer {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Polls `f` every 100 ms until it is true, at most `secs` seconds.
+fn eventually(secs: u64, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while std::time::Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    false
+}
+
+#[test]
+fn remote_jwks_from_a_real_server_with_key_rotation() {
+    let server = JwksServer::start(jwks(&["rsa-1"]).to_string());
+    let upstream = Upstream::start().unwrap();
+    let cfg = json!({
+        "providers": {"main": {
+            "algorithms": ["RS256"],
+            "remote_jwks": {"upstream": "jwks", "path": "/jwks.json", "authority": "idp.example.com",
+                            "refresh_seconds": 2, "unknown_kid_refresh_seconds": 1}
+        }},
+        "rules": [{"requires": {"provider": "main"}}],
+        "cache": {"max_entries": 0}
+    });
+    let mut bootstrap = EnvoyConfig::new(upstream.addr())
+        .filter(PLUGIN, cfg)
+        .bootstrap()
+        .unwrap();
+    bootstrap["static_resources"]["clusters"].as_array_mut().unwrap().push(json!({
+        "name": "jwks",
+        "type": "STATIC",
+        "connect_timeout": "2s",
+        "load_assignment": {"cluster_name": "jwks", "endpoints": [{"lb_endpoints": [{"endpoint": {"address":
+            {"socket_address": {"address": "127.0.0.1", "port_value": server.addr.port()}}}}]}]}
+    }));
+    let envoy = Envoy::start_bootstrap(&bootstrap, 2).unwrap();
+    let t1 = format!("Bearer {}", sign("RS256", "rsa-1", &good_claims()));
+    let t2 = format!("Bearer {}", sign("RS256", "rsa-2", &good_claims()));
+    let status = |auth: &str| get(&envoy, "GET", "/x", &[("authorization", auth)]).status;
+
+    // Keys arrive from the server; until then requests get a clear 503.
+    assert!(
+        eventually(20, || status(&t1) == 200),
+        "keys never arrived: {}",
+        server.fetches()
+    );
+    let started = std::time::Instant::now();
+    let fetches_at_start = server.fetches();
+
+    // Overlap: the IdP publishes rsa-2 next to rsa-1; rsa-1 tokens never fail meanwhile.
+    server.serve(jwks(&["rsa-1", "rsa-2"]).to_string());
+    let published = server.fetches();
+    assert!(
+        eventually(20, || {
+            assert_eq!(status(&t1), 200, "an rsa-1 token failed during the overlap");
+            server.fetches() > published + 1
+        }),
+        "no refresh"
+    );
+    for _ in 0..10 {
+        assert_eq!(status(&t1), 200, "rsa-1 during overlap");
+        assert_eq!(status(&t2), 200, "rsa-2 during overlap");
+    }
+
+    // rsa-1 removed: its tokens become unknown, rsa-2 keeps working.
+    server.serve(jwks(&["rsa-2"]).to_string());
+    assert!(
+        eventually(20, || {
+            assert_eq!(status(&t2), 200, "an rsa-2 token failed during the removal");
+            status(&t1) == 401
+        }),
+        "rsa-1 never removed"
+    );
+    let resp = get(&envoy, "GET", "/x", &[("authorization", &t1)]);
+    assert_eq!(body(&resp)["reason"], "kid_unknown");
+
+    // One gateway, one fetcher: about one fetch per refresh period (2 s) plus unknown-kid
+    // refreshes (at most one a second), not one per worker.
+    let elapsed = started.elapsed().as_secs() as usize;
+    let fetched = server.fetches() - fetches_at_start;
+    assert!(fetched <= elapsed + 3, "{fetched} fetches in {elapsed} s");
+    let stats = envoy.stats().unwrap();
+    assert_eq!(
+        stats
+            .get("wasmcustom.jwt_rbac.jwks_fetch_failed")
+            .copied()
+            .unwrap_or(0),
+        0
+    );
+    assert!(
+        stats
+            .get("wasmcustom.jwt_rbac.jwks_fetch_ok")
+            .copied()
+            .unwrap_or(0)
+            >= 3
+    );
+}

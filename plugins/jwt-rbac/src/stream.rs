@@ -17,14 +17,21 @@ use crate::verify::HostCrypto;
 use gateway_core::headers::HeaderEdits;
 use gateway_core::ports::{
     Clock, HeaderMapKind, HeaderPort, LocalReplyPort, LogLevel, LogPort, MetricsPort,
+    SharedDataPort,
 };
 use std::cell::RefCell;
 use std::rc::Rc;
 
 /// Everything a stream needs from its host.
-pub trait Host: HeaderPort + Clock + LocalReplyPort + LogPort + MetricsPort {}
+pub trait Host:
+    HeaderPort + Clock + LocalReplyPort + LogPort + MetricsPort + SharedDataPort
+{
+}
 
-impl<T> Host for T where T: HeaderPort + Clock + LocalReplyPort + LogPort + MetricsPort {}
+impl<T> Host for T where
+    T: HeaderPort + Clock + LocalReplyPort + LogPort + MetricsPort + SharedDataPort
+{
+}
 
 /// What the host should do after a callback.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -229,17 +236,28 @@ impl Stream {
         }
         let crypto = self.shared.crypto.as_deref();
         let verified = if provider.remote.is_some() {
-            let keys = self
-                .shared
-                .remote
-                .borrow()
-                .get(index)
-                .map(|s| Rc::clone(&s.keys))
-                .unwrap_or_default();
-            if keys.is_empty() {
+            let keys = |adopt: bool| {
+                let mut states = self.shared.remote.borrow_mut();
+                let state = states.get_mut(index)?;
+                // Keys another worker fetched may be in shared data before our next tick.
+                let changed = adopt && state.adopt(host, &provider.name);
+                Some((Rc::clone(&state.keys), changed))
+            };
+            let (mut current, _) = keys(false).unwrap_or_default();
+            if current.is_empty() {
+                current = keys(true).map(|(k, _)| k).unwrap_or_default();
+            }
+            if current.is_empty() {
                 return Err(Reason::JwksUnavailable);
             }
-            let result = provider.validator.validate_with(&keys, token, now, crypto);
+            let mut result = provider
+                .validator
+                .validate_with(&current, token, now, crypto);
+            if result == Err(Reason::KidUnknown) {
+                if let Some((fresh, true)) = keys(true) {
+                    result = provider.validator.validate_with(&fresh, token, now, crypto);
+                }
+            }
             if result == Err(Reason::KidUnknown) {
                 if let Some(state) = self.shared.remote.borrow_mut().get_mut(index) {
                     state.kid_miss = true;
