@@ -490,3 +490,40 @@ fn exporter_otlp_json_format() {
         .unwrap();
     assert_eq!(h.metric("audit_log.records_exported").unwrap().value, 3);
 }
+
+#[test]
+fn bodies_captured_as_redacted_json_up_to_the_cap() {
+    for profile in PROFILES {
+        let h = harness(
+            profile,
+            1,
+            &json!({"fields": ["path", "request_body", "response_body"],
+                    "bodies": {"request": true, "response": true, "max_bytes": 48}}),
+        );
+        let mut s = h.stream().unwrap();
+        s.send_request_headers(&[(":method", "POST"), (":path", "/login")], false)
+            .unwrap();
+        s.send_request_body(r#"{"user": "alice", "#, false).unwrap();
+        s.send_request_body(r#""password": "hunter2"}"#, true)
+            .unwrap();
+        s.send_response_headers(&[(":status", "200")], false)
+            .unwrap();
+        s.send_response_body(format!(r#"{{"token": "{JWT}"}}"#), false)
+            .unwrap();
+        s.send_response_body("x".repeat(30), true).unwrap();
+        s.finish().unwrap();
+        let line = logged(&h).remove(0);
+        let rec: Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(
+            rec["request_body"],
+            json!({"bytes": 40, "json": {"user": "alice", "password": "[REDACTED]"}}),
+            "{profile:?}"
+        );
+        assert_eq!(
+            rec["response_body"]["truncated"],
+            json!(true),
+            "{profile:?}: {rec}"
+        );
+        assert!(!line.contains("hunter2") && !line.contains(JWT));
+    }
+}

@@ -29,6 +29,8 @@ pub const ALL_FIELDS: &[&str] = &[
     "response_flags",
     "request_headers",
     "response_headers",
+    "request_body",
+    "response_body",
 ];
 
 /// The plugin configuration as written by the operator.
@@ -59,6 +61,46 @@ pub struct Config {
     pub sinks: SinksConfig,
     /// Batch export to an HTTP collector (roles `exporter` and `local`; `worker` uses `queue`).
     pub export: ExportConfig,
+    /// Optional capture of request/response bodies.
+    pub bodies: BodiesConfig,
+}
+
+/// Body capture: off by default. A captured body appears only as JSON with the named fields
+/// redacted; a body that is not complete JSON within `max_bytes` is described (size, truncated)
+/// but its content is left out, so a secret in an unknown format never reaches the record.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BodiesConfig {
+    /// Capture request bodies.
+    pub request: bool,
+    /// Capture response bodies.
+    pub response: bool,
+    /// Most bytes kept per body.
+    pub max_bytes: usize,
+    /// JSON object keys whose values become `[REDACTED]`, at any depth (case-insensitive).
+    pub redact_json_fields: Vec<String>,
+}
+
+impl Default for BodiesConfig {
+    fn default() -> Self {
+        Self {
+            request: false,
+            response: false,
+            max_bytes: 4096,
+            redact_json_fields: [
+                "password",
+                "secret",
+                "token",
+                "access_token",
+                "refresh_token",
+                "id_token",
+                "client_secret",
+                "api_key",
+            ]
+            .map(String::from)
+            .to_vec(),
+        }
+    }
 }
 
 impl Default for Config {
@@ -79,6 +121,7 @@ impl Default for Config {
             headers: HeaderNames::default(),
             sinks: SinksConfig::default(),
             export: ExportConfig::default(),
+            bodies: BodiesConfig::default(),
         }
     }
 }
@@ -269,6 +312,8 @@ pub struct Settings {
     pub sinks: SinksConfig,
     /// Export.
     pub export: ExportConfig,
+    /// Body capture.
+    pub bodies: BodiesConfig,
 }
 
 impl Settings {
@@ -345,6 +390,12 @@ impl TryFrom<Config> for Settings {
                 ));
             }
         }
+        if (c.bodies.request || c.bodies.response) && c.bodies.max_bytes == 0 {
+            return Err(ConfigError::invalid(
+                "bodies.max_bytes",
+                "must be greater than 0",
+            ));
+        }
         let e = &c.export;
         if e.enabled || c.role != Role::Worker {
             if e.queue.is_empty() && c.role != Role::Local {
@@ -390,6 +441,7 @@ impl TryFrom<Config> for Settings {
             headers,
             sinks: c.sinks,
             export: c.export,
+            bodies: c.bodies,
         })
     }
 }

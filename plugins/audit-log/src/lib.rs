@@ -31,7 +31,7 @@ use gateway_core::proxy_wasm_host::{host_error, ProxyWasmHost};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType};
-use runtime::{QueuePort, Runtime, Stream};
+use runtime::{BodyKind, BodyPort, QueuePort, Runtime, Stream};
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -123,6 +123,16 @@ impl QueuePort for AuditHost {
             Err(proxy_wasm::types::Status::Empty) => Ok(None),
             Err(status) => Err(host_error(status)),
         }
+    }
+}
+
+impl BodyPort for AuditHost {
+    fn body_chunk(&self, kind: BodyKind, max: usize) -> Result<Option<Vec<u8>>, HostError> {
+        let buffer = match kind {
+            BodyKind::Request => proxy_wasm::types::BufferType::HttpRequestBody,
+            BodyKind::Response => proxy_wasm::types::BufferType::HttpResponseBody,
+        };
+        hostcalls::get_buffer(buffer, 0, max).map_err(host_error)
     }
 }
 
@@ -259,6 +269,18 @@ impl HttpContext for AuditLogFilter {
 
     fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
         self.stream.on_response_headers(&AuditHost);
+        Action::Continue
+    }
+
+    fn on_http_request_body(&mut self, body_size: usize, _end_of_stream: bool) -> Action {
+        self.stream
+            .on_body(&AuditHost, BodyKind::Request, body_size);
+        Action::Continue
+    }
+
+    fn on_http_response_body(&mut self, body_size: usize, _end_of_stream: bool) -> Action {
+        self.stream
+            .on_body(&AuditHost, BodyKind::Response, body_size);
         Action::Continue
     }
 

@@ -42,6 +42,54 @@ pub struct RequestFacts {
     pub breaker: Option<String>,
     /// Configured request headers, redacted.
     pub headers: Vec<(String, String)>,
+    /// The request body, when captured.
+    pub body: Option<BodyCapture>,
+}
+
+/// A body as it streamed through: its size, and its first `max_bytes` bytes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BodyCapture {
+    /// Bytes seen in all.
+    pub bytes: u64,
+    /// The first bytes, up to the cap.
+    pub kept: Vec<u8>,
+    /// More bytes came than the cap.
+    pub truncated: bool,
+}
+
+impl BodyCapture {
+    /// Appends a chunk, keeping at most `max` bytes in all.
+    pub fn push(&mut self, chunk: &[u8], max: usize) {
+        self.bytes = self.bytes.saturating_add(chunk.len() as u64);
+        let room = max.saturating_sub(self.kept.len());
+        if chunk.len() > room {
+            self.truncated = true;
+        }
+        if let Some(part) = chunk.get(..room.min(chunk.len())) {
+            self.kept.extend_from_slice(part);
+        }
+    }
+
+    /// The record's view: `{"bytes", "json"}` with fields redacted when the kept bytes are one
+    /// complete JSON document; otherwise `{"bytes", "truncated", "omitted"}` without content.
+    pub fn describe(&self, s: &Settings) -> Value {
+        let parsed = if self.truncated {
+            None
+        } else {
+            serde_json::from_slice::<Value>(&self.kept).ok()
+        };
+        match parsed {
+            Some(mut v) => {
+                redact::json_fields(&mut v, &s.bodies.redact_json_fields, s.redact_jwt_like);
+                json!({"bytes": self.bytes, "json": v})
+            }
+            None => json!({
+                "bytes": self.bytes,
+                "truncated": self.truncated,
+                "omitted": if self.truncated { "over bodies.max_bytes" } else { "not json" },
+            }),
+        }
+    }
 }
 
 /// What the response-header phase saw.
@@ -55,6 +103,8 @@ pub struct ResponseFacts {
     pub ratelimit_remaining: Option<String>,
     /// Configured response headers, redacted.
     pub headers: Vec<(String, String)>,
+    /// The response body, when captured.
+    pub body: Option<BodyCapture>,
 }
 
 /// Host properties read in `on_log` (all optional: Kong has few of them).
@@ -143,6 +193,7 @@ impl RequestFacts {
             auth_status: safe(get(headers, &h.auth_status)),
             breaker: safe(get(headers, &h.breaker)),
             headers: captured(headers, &s.request_headers, s),
+            body: None,
         }
     }
 }
@@ -163,6 +214,7 @@ impl ResponseFacts {
             auth_reason: reason,
             ratelimit_remaining: get(headers, &h.ratelimit_remaining),
             headers: captured(headers, &s.response_headers, s),
+            body: None,
         }
     }
 }
@@ -380,6 +432,18 @@ pub fn build(
         "response_headers",
         headers_object(&resp.headers),
     );
+    put(
+        &mut rec,
+        s,
+        "request_body",
+        req.body.as_ref().map(|b| b.describe(s)),
+    );
+    put(
+        &mut rec,
+        s,
+        "response_body",
+        resp.body.as_ref().map(|b| b.describe(s)),
+    );
     rec
 }
 
@@ -530,6 +594,32 @@ mod tests {
         assert_eq!(
             rec.get("decisions").unwrap(),
             &json!({"ratelimit": "limited", "breaker": "open", "auth_reason": "Bearer error=\"invalid_token\""})
+        );
+    }
+
+    #[test]
+    fn bodies_only_as_redacted_json() {
+        let s = settings(r#"{"bodies": {"request": true, "max_bytes": 64}}"#);
+        let mut body = BodyCapture::default();
+        body.push(br#"{"user": "alice", "#, 64);
+        body.push(br#""password": "hunter2"}"#, 64);
+        assert_eq!(
+            body.describe(&s),
+            json!({"bytes": 40, "json": {"user": "alice", "password": "[REDACTED]"}})
+        );
+        let mut form = BodyCapture::default();
+        form.push(b"user=a&password=hunter2", 64);
+        assert_eq!(
+            form.describe(&s),
+            json!({"bytes": 23, "truncated": false, "omitted": "not json"})
+        );
+        let mut big = BodyCapture::default();
+        big.push(&[b'x'; 50], 64);
+        big.push(&[b'x'; 50], 64);
+        assert_eq!(big.kept.len(), 64);
+        assert_eq!(
+            big.describe(&s),
+            json!({"bytes": 100, "truncated": true, "omitted": "over bodies.max_bytes"})
         );
     }
 

@@ -54,9 +54,43 @@ pub fn path(path: &str, params: &[String], jwt_like: bool) -> String {
     format!("{base}?{}", parts.join("&"))
 }
 
+/// `value` with every object key named in `fields` (case-insensitive) given `[REDACTED]`, at any
+/// depth; JWT-like strings redacted too when `jwt_like`.
+pub fn json_fields(value: &mut serde_json::Value, fields: &[String], jwt_like: bool) {
+    use serde_json::Value;
+    match value {
+        Value::Object(map) => {
+            for (k, v) in map.iter_mut() {
+                if fields.iter().any(|f| f.eq_ignore_ascii_case(k)) {
+                    *v = Value::String(REDACTED.to_owned());
+                } else {
+                    json_fields(v, fields, jwt_like);
+                }
+            }
+        }
+        Value::Array(items) => items
+            .iter_mut()
+            .for_each(|v| json_fields(v, fields, jwt_like)),
+        Value::String(text) if jwt_like && contains_jwt_like(text) => {
+            *text = REDACTED.to_owned();
+        }
+        _ => {}
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_fields_at_any_depth() {
+        let mut v = serde_json::json!({"user": "a", "Password": "p", "nested": [{"token": 1, "ok": "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhIn0.c2ln"}]});
+        json_fields(&mut v, &["password".into(), "token".into()], true);
+        assert_eq!(
+            v,
+            serde_json::json!({"user": "a", "Password": REDACTED, "nested": [{"token": REDACTED, "ok": REDACTED}]})
+        );
+    }
 
     const JWT: &str = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJl";
 

@@ -8,7 +8,7 @@ use crate::chain::{Chain, LOG_PREFIX};
 use crate::config::{Role, Settings};
 use crate::exporter::{Exporter, Outcome};
 use crate::metrics::{Metric, Metrics};
-use crate::record::{self, LogFacts, RequestFacts, ResponseFacts};
+use crate::record::{self, BodyCapture, LogFacts, RequestFacts, ResponseFacts};
 use gateway_core::ports::{
     Clock, HeaderMapKind, HeaderPort, HostError, HttpCallPort, LogLevel, LogPort, MetricsPort,
     PropertyPort, RandomSource,
@@ -35,9 +35,32 @@ pub trait QueuePort {
     fn dequeue(&self, queue: u32) -> Result<Option<Vec<u8>>, HostError>;
 }
 
+/// Which body a call addresses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyKind {
+    /// The request body.
+    Request,
+    /// The response body.
+    Response,
+}
+
+/// Reads the body chunk of the current callback.
+pub trait BodyPort {
+    /// Up to `max` bytes of the current chunk (`Ok(None)` when there is none).
+    fn body_chunk(&self, kind: BodyKind, max: usize) -> Result<Option<Vec<u8>>, HostError>;
+}
+
 /// Every host port the runtime needs.
 pub trait Host:
-    HeaderPort + PropertyPort + Clock + LogPort + MetricsPort + RandomSource + QueuePort + HttpCallPort
+    HeaderPort
+    + PropertyPort
+    + Clock
+    + LogPort
+    + MetricsPort
+    + RandomSource
+    + QueuePort
+    + HttpCallPort
+    + BodyPort
 {
 }
 
@@ -50,6 +73,7 @@ impl<T> Host for T where
         + RandomSource
         + QueuePort
         + HttpCallPort
+        + BodyPort
 {
 }
 
@@ -292,6 +316,8 @@ pub struct Stream {
     runtime: Option<Rc<Runtime>>,
     request: Option<RequestFacts>,
     response: Option<ResponseFacts>,
+    request_body: Option<BodyCapture>,
+    response_body: Option<BodyCapture>,
     logged: bool,
 }
 
@@ -349,6 +375,40 @@ impl Stream {
         self.response = Some(ResponseFacts::capture(&headers, &rt.settings));
     }
 
+    /// A body chunk of `size` bytes passed (only read when capture is on and below the cap).
+    pub fn on_body<H: Host + ?Sized>(&mut self, host: &H, kind: BodyKind, size: usize) {
+        let Some(rt) = &self.runtime else { return };
+        let b = &rt.settings.bodies;
+        let (on, slot) = match kind {
+            BodyKind::Request => (b.request, &mut self.request_body),
+            BodyKind::Response => (b.response, &mut self.response_body),
+        };
+        if !on
+            || !rt.settings.has(match kind {
+                BodyKind::Request => "request_body",
+                BodyKind::Response => "response_body",
+            })
+        {
+            return;
+        }
+        let capture = slot.get_or_insert_with(BodyCapture::default);
+        let room = b.max_bytes.saturating_sub(capture.kept.len());
+        if room == 0 {
+            // Over the cap: counted, not read.
+            capture.bytes = capture.bytes.saturating_add(size as u64);
+            capture.truncated |= size > 0;
+            return;
+        }
+        if let Ok(Some(chunk)) = host.body_chunk(kind, size.min(room)) {
+            capture.push(&chunk, b.max_bytes);
+            let rest = size.saturating_sub(chunk.len());
+            if rest > 0 {
+                capture.bytes = capture.bytes.saturating_add(rest as u64);
+                capture.truncated = true;
+            }
+        }
+    }
+
     /// Builds, seals and writes the record (once per stream).
     pub fn on_log<H: Host + ?Sized>(&mut self, host: &H) {
         let Some(rt) = self.runtime.clone() else {
@@ -368,7 +428,10 @@ impl Stream {
                 s,
             ),
         };
-        let response = self.response.take().unwrap_or_default();
+        let mut request = request;
+        request.body = self.request_body.take();
+        let mut response = self.response.take().unwrap_or_default();
+        response.body = self.response_body.take();
         let mut facts = LogFacts {
             now_nanos: host.now_unix_nanos().unwrap_or(0),
             ..LogFacts::default()

@@ -5,7 +5,7 @@
 
 use crate::chain::verify;
 use crate::config::Settings;
-use crate::runtime::{QueuePort, Runtime, Stream};
+use crate::runtime::{BodyKind, BodyPort, QueuePort, Runtime, Stream};
 use gateway_core::fake::FakeHost;
 use gateway_core::headers::HeaderList;
 use gateway_core::ports::{
@@ -24,6 +24,14 @@ struct Host {
     base: FakeHost,
     queue: RefCell<Option<VecDeque<Vec<u8>>>>,
     sent: RefCell<Vec<Sent>>,
+    body: RefCell<Vec<u8>>,
+}
+
+impl BodyPort for Host {
+    fn body_chunk(&self, _kind: BodyKind, max: usize) -> Result<Option<Vec<u8>>, HostError> {
+        let body = self.body.borrow();
+        Ok(Some(body.iter().take(max).copied().collect()))
+    }
 }
 
 impl HeaderPort for Host {
@@ -260,4 +268,25 @@ fn local_role_ships_its_own_buffer_and_logs_drops() {
         "{warns:?}"
     );
     assert!(warns[0].contains("\"path\":\"/2\""));
+}
+
+#[test]
+fn bodies_are_captured_up_to_the_cap_and_redacted() {
+    let host = Host::default();
+    let rt = runtime(&host, r#"{"bodies": {"request": true, "max_bytes": 40}}"#);
+    let mut s = Stream::new(Some(rt.clone()));
+    s.on_request_headers(&host);
+    *host.body.borrow_mut() = br#"{"user":"a","#.to_vec();
+    s.on_body(&host, BodyKind::Request, 12);
+    *host.body.borrow_mut() = br#""password":"p"}"#.to_vec();
+    s.on_body(&host, BodyKind::Request, 15);
+    // Response capture is off: never read.
+    s.on_body(&host, BodyKind::Response, 15);
+    s.on_log(&host);
+    let rec: serde_json::Value = serde_json::from_str(&records(&host)[0]).unwrap();
+    assert_eq!(
+        rec["request_body"],
+        serde_json::json!({"bytes": 27, "json": {"user": "a", "password": "[REDACTED]"}})
+    );
+    assert!(rec.get("response_body").is_none());
 }
