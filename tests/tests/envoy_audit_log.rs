@@ -369,13 +369,27 @@ fn every_request_gives_exactly_one_record_at_the_collector_and_chains_verify() {
     let log_report = audit_log::chain::verify(&log);
     assert!(log_report.ok(), "{:?}", log_report.chains);
     assert_eq!(log_report.records(), n as u64);
-    // Sink 2: Envoy's access log wrote the filter state.
-    let access_text = std::fs::read_to_string(&access).unwrap_or_default();
-    let with_record = access_text
-        .lines()
-        .filter(|l| l.starts_with("AUDIT {"))
-        .count();
-    println!("access log lines with the record: {with_record} of {n}");
+    // Sink 2: Envoy's access log wrote the filter state, the same line as the collector got.
+    let access_records = || -> Vec<String> {
+        std::fs::read_to_string(&access)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.strip_prefix("AUDIT "))
+            .filter(|l| l.starts_with('{'))
+            .map(str::to_owned)
+            .collect()
+    };
+    wait_until(Duration::from_secs(30), || access_records().len() >= n);
+    let mut from_access = access_records();
+    assert_eq!(
+        from_access.len(),
+        n,
+        "one access-log line with the record per request"
+    );
+    let mut from_collector = lines.clone();
+    from_access.sort();
+    from_collector.sort();
+    assert_eq!(from_access, from_collector);
     drop(envoy);
     let _ = std::fs::remove_dir_all(&dir);
 }
