@@ -127,7 +127,80 @@ const CONFIGS: &[BenchConfig] = &[
             })]
         },
     },
+    BenchConfig {
+        name: "jwt-rbac",
+        what: "Envoy + jwt-rbac: RS256 token in x-bench-token (one reused token), verified-token cache on (default)",
+        filters: |dist| vec![jwt_rbac_filter(dist, json!({}))],
+    },
+    BenchConfig {
+        name: "jwt-rbac-nocache",
+        what: "Envoy + jwt-rbac: RS256, cache off, so every request is verified (the cost of an unseen token), via Envoy's verify_signature",
+        filters: |dist| vec![jwt_rbac_filter(dist, json!({"cache": {"max_entries": 0}}))],
+    },
+    BenchConfig {
+        name: "jwt-rbac-pure",
+        what: "Envoy + jwt-rbac: RS256, cache off, crypto forced to pure Rust (the Kong path)",
+        filters: |dist| {
+            vec![jwt_rbac_filter(
+                dist,
+                json!({"cache": {"max_entries": 0}, "crypto": "pure_rust"}),
+            )]
+        },
+    },
+    BenchConfig {
+        name: "jwt_authn",
+        what: "Envoy + native envoy.filters.http.jwt_authn: same key, issuer, audience and header, default config (no token cache)",
+        filters: |_| vec![jwt_authn_filter(json!({}))],
+    },
+    BenchConfig {
+        name: "jwt_authn-cache",
+        what: "Envoy + native envoy.filters.http.jwt_authn with its token cache (jwt_cache_config, 100 entries)",
+        filters: |_| vec![jwt_authn_filter(json!({"jwt_cache_size": 100}))],
+    },
 ];
+
+/// The RS256 token every bench request carries in `x-bench-token` (key `rsa-1` of
+/// `tests/fixtures/jwt-rbac/keys.json`, `exp` in 2100). Other configurations ignore the header.
+const BENCH_TOKEN: &str = "eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCIsImtpZCI6InJzYS0xIn0.eyJpc3MiOiJodHRwczovL2lzc3Vlci5leGFtcGxlLmNvbSIsImF1ZCI6ImFwaSIsInN1YiI6ImJlbmNoIiwicm9sZXMiOlsicmVhZGVyIl0sImlhdCI6MTcwMDAwMDAwMCwiZXhwIjo0MTAyNDQ0ODAwfQ.joKYpnZapCU-Dgw0O3oF3ORRrkpXIZSYj35AWnDQHYA0cdC0VijAFfQAEqtMUVNlWxP9Pm1GOy2y_KillxUEwXIk2BgiOPIDqdCDMqI8umNJ7erj8Kl3PuRcSVekILiTUmoTwECS4YA5K42HMtWKiLqq0IQ-bmeO9d8UHJFY3LAdco6QRBAnaDgkwDCfpo7-1PZJMitxleEBwFnNQA79n5GEMt6eUEkrresftctr6bfOMcdLzf6z-tgyMk93dAn3231NfoLlU00CsHfYAk3IYTigu6LBxr5Uqz8y7dgU6gsZCG4ZBNmLLmt4zfJnclxpm3nwb9WR4ywK21QDEeJF2A";
+/// The public key that verifies [`BENCH_TOKEN`].
+const BENCH_JWKS: &str = r#"{"keys":[{"kty":"RSA","kid":"rsa-1","alg":"RS256","n":"0caacZ3dj2yxMgiOEk9eoasPSOZRCgj4zXuzycAy8g2TWGR1bLAstFxlkQCnztS3OlS40Z1jEjiNsFMs2BgAh8hbF_6iSPSPOB5kFU5TMM7rBHJw1ZZoyzX_RRQhUSVj4RRGMnf9RV2i_BGZXr0Xi8A3HNYwkZ8P8QKmtOGXLG8bJkY44TA8I37z9lPpkyO-TKBMaoPxrlmTiu6GHRFOkvqa2ZXke6bSZhJcCrOTUkRbLov-5yMv1vHyWkUPYQt3-N920vjQShGMI1GzgXjvyoKJet07VEKxFqdzyuR6qyYdq6nTqa8JXUJxKtapfcoNeYGkB6AHvyDOugCx3Xvq3Q","e":"AQAB"}]}"#;
+
+/// jwt-rbac verifying [`BENCH_TOKEN`] from `x-bench-token` (kept upstream, like jwt_authn's
+/// `forward: true`), one rule for every path; `extra` merged into the top level.
+fn jwt_rbac_filter(dist: &Path, extra: Value) -> Value {
+    let mut config = json!({
+        "providers": {"bench": {
+            "issuer": "https://issuer.example.com", "audiences": ["api"], "algorithms": ["RS256"],
+            "jwks": BENCH_JWKS, "from": [{"header": {"name": "x-bench-token"}}], "forward": true
+        }},
+        "rules": [{"requires": {"provider": "bench"}}]
+    });
+    if let (Some(c), Some(e)) = (config.as_object_mut(), extra.as_object()) {
+        c.extend(e.clone());
+    }
+    envoy::wasm_filter("jwt-rbac", &config, &dist.join("jwt-rbac.wasm"))
+}
+
+/// Native jwt_authn with the same provider; `cache` is merged into the provider
+/// (`{"jwt_cache_size": n}` turns its token cache on).
+fn jwt_authn_filter(cache: Value) -> Value {
+    let mut provider = json!({
+        "issuer": "https://issuer.example.com", "audiences": ["api"],
+        "local_jwks": {"inline_string": BENCH_JWKS},
+        "from_headers": [{"name": "x-bench-token"}], "forward": true
+    });
+    if cache.as_object().is_some_and(|c| !c.is_empty()) {
+        provider["jwt_cache_config"] = cache;
+    }
+    json!({
+        "name": "envoy.filters.http.jwt_authn",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication",
+            "providers": {"bench": provider},
+            "rules": [{"match": {"prefix": "/"}, "requires": {"provider_name": "bench"}}]
+        }
+    })
+}
 
 const ENVOY_CPU: &str = "0";
 const LOAD_CPU: &str = "1";
@@ -232,6 +305,8 @@ fn wrk_command(o: &Options, url: &str, secs: u64) -> Command {
         .args(["-t", &o.threads.to_string()])
         .args(["-c", &o.connections.to_string()])
         .args(["-d", &format!("{secs}s")])
+        // Every configuration gets the same request; only the JWT filters read this header.
+        .args(["-H", &format!("x-bench-token: {BENCH_TOKEN}")])
         .arg(url);
     cmd
 }
