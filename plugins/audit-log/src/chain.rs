@@ -59,9 +59,16 @@ fn write_canonical(value: &Value, out: &mut String) {
 
 /// SHA-256 of the canonical form of `record` without its `hash` field, lowercase hex.
 pub fn record_hash(record: &Map<String, Value>) -> String {
-    let mut copy = record.clone();
-    copy.remove("hash");
-    let digest = Sha256::digest(canonical(&Value::Object(copy)).as_bytes());
+    if record.contains_key("hash") {
+        let mut copy = record.clone();
+        copy.remove("hash");
+        return hex_sha256(&canonical(&Value::Object(copy)));
+    }
+    hex_sha256(&canonical(&Value::Object(record.clone())))
+}
+
+fn hex_sha256(text: &str) -> String {
+    let digest = Sha256::digest(text.as_bytes());
     let mut hex = String::with_capacity(64);
     for b in digest {
         let _ = write!(hex, "{b:02x}");
@@ -98,11 +105,14 @@ impl Chain {
         record.insert("chain".into(), Value::from(self.id.clone()));
         record.insert("seq".into(), Value::from(self.next_seq));
         record.insert("prev".into(), Value::from(self.prev.clone()));
-        let hash = record_hash(&record);
-        record.insert("hash".into(), Value::from(hash.clone()));
+        let mut value = Value::Object(record);
+        let hash = hex_sha256(&canonical(&value));
+        if let Value::Object(map) = &mut value {
+            map.insert("hash".into(), Value::from(hash.clone()));
+        }
         self.prev = hash;
         self.next_seq = self.next_seq.saturating_add(1);
-        canonical(&Value::Object(record))
+        canonical(&value)
     }
 }
 

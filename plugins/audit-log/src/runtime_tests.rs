@@ -290,3 +290,24 @@ fn bodies_are_captured_up_to_the_cap_and_redacted() {
     );
     assert!(rec.get("response_body").is_none());
 }
+
+#[test]
+fn a_stream_refused_before_this_filter_still_gets_its_record() {
+    // An earlier filter (jwt-rbac) answered locally: no request- or response-header callback
+    // here; on_log reads what the host still has, the status from `response.code`.
+    let host = Host::default();
+    let rt = runtime(&host, "{}");
+    *host.base.request_headers.borrow_mut() = vec![
+        (":method".into(), b"GET".to_vec()),
+        (":path".into(), b"/admin".to_vec()),
+    ];
+    host.base
+        .properties
+        .borrow_mut()
+        .insert("response.code".into(), 401u64.to_le_bytes().to_vec());
+    let mut s = Stream::new(Some(rt));
+    s.on_log(&host);
+    let rec: serde_json::Value = serde_json::from_str(&records(&host)[0]).unwrap();
+    assert_eq!(rec["path"], "/admin");
+    assert_eq!(rec["status"], 401);
+}
