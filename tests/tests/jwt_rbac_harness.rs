@@ -567,3 +567,63 @@ fn remote_jwks_fetched_once_shared_refreshed_rotated_and_backed_off() {
         assert_eq!(status_with(&h, 0, &t2).0, 200);
     }
 }
+
+/// Random and mangled tokens and headers: always an answer, never a trap, on both profiles.
+#[test]
+fn random_garbage_never_traps() {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let good = sign("ES256", "ec-1", &good_claims());
+    for profile in PROFILES {
+        let (h, _) = harness(profile, &config());
+        for i in 0..150 {
+            let token: Vec<u8> = match i % 3 {
+                0 => (0..rng.gen_range(0..300))
+                    .map(|_| rng.gen::<u8>())
+                    .collect(),
+                1 => {
+                    let mut t = good.clone().into_bytes();
+                    for _ in 0..rng.gen_range(1..6) {
+                        let at = rng.gen_range(0..t.len());
+                        t[at] = b"._-=+/ A0\xff\x00"[rng.gen_range(0..11)];
+                    }
+                    t
+                }
+                _ => {
+                    let dots = ".".repeat(rng.gen_range(0..8));
+                    format!("{}{dots}{}", &good[..rng.gen_range(0..good.len())], "x").into_bytes()
+                }
+            };
+            let mut value = b"Bearer ".to_vec();
+            value.extend(
+                token
+                    .iter()
+                    .filter(|b| **b != b'\r' && **b != b'\n' && **b != 0),
+            );
+            let a = call(&h, i % 2, "GET", "/orders", &[("authorization", &value)]);
+            assert!(a.status == 401 || a.status == 200, "{profile:?}: {a:?}");
+        }
+        assert_eq!(
+            call(
+                &h,
+                0,
+                "GET",
+                "/orders",
+                &[("authorization", &bearer(&good))]
+            )
+            .status,
+            200
+        );
+        assert_eq!(
+            call(
+                &h,
+                1,
+                "GET",
+                "/orders",
+                &[("authorization", &bearer(&good))]
+            )
+            .status,
+            200
+        );
+    }
+}
