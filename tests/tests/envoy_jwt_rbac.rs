@@ -296,7 +296,10 @@ impl JwksServer {
                         Ok(n) => request.extend_from_slice(&buf[..n]),
                     }
                 }
-                f.fetch_add(1, Ordering::SeqCst);
+                if f.fetch_add(1, Ordering::SeqCst) == 0 {
+                    // The first answer comes late: requests meanwhile wait for the keys.
+                    std::thread::sleep(std::time::Duration::from_millis(1500));
+                }
                 let body = b.lock().unwrap().clone();
                 let response = format!(
                     "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
@@ -352,7 +355,8 @@ fn remote_jwks_from_a_real_server_with_key_rotation() {
         "providers": {"main": {
             "algorithms": ["RS256"],
             "remote_jwks": {"upstream": "jwks", "path": "/jwks.json", "authority": "idp.example.com",
-                            "refresh_seconds": 2, "unknown_kid_refresh_seconds": 1}
+                            "refresh_seconds": 2, "unknown_kid_refresh_seconds": 1,
+                            "max_wait_seconds": 10}
         }},
         "rules": [{"requires": {"provider": "main"}}],
         "cache": {"max_entries": 0}
@@ -373,7 +377,23 @@ fn remote_jwks_from_a_real_server_with_key_rotation() {
     let t2 = format!("Bearer {}", sign("RS256", "rsa-2", &good_claims()));
     let status = |auth: &str| get(&envoy, "GET", "/x", &[("authorization", auth)]).status;
 
-    // Keys arrive from the server; until then requests get a clear 503.
+    // The first request arrives before any keys (the server answers after 1.5 s): it waits
+    // (max_wait_seconds 10), then passes with the verified identity.
+    let first = get(
+        &envoy,
+        "GET",
+        "/x",
+        &[("authorization", &t1), ("x-user-id", "spoofed")],
+    );
+    assert_eq!(first.status, 200, "{}", first.text());
+    let received = upstream.last_request().unwrap().expect("upstream reached");
+    let user: Vec<&Vec<u8>> = received
+        .headers
+        .iter()
+        .filter(|(n, _)| n == "x-user-id")
+        .map(|(_, v)| v)
+        .collect();
+    assert_eq!(user, [&b"alice".to_vec()]);
     assert!(
         eventually(20, || status(&t1) == 200),
         "keys never arrived: {}",
@@ -406,8 +426,12 @@ fn remote_jwks_from_a_real_server_with_key_rotation() {
         }),
         "rsa-1 never removed"
     );
-    let resp = get(&envoy, "GET", "/x", &[("authorization", &t1)]);
-    assert_eq!(body(&resp)["reason"], "kid_unknown");
+    // Every worker adopts the shared keys within a tick (1 s).
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    for _ in 0..6 {
+        let resp = get(&envoy, "GET", "/x", &[("authorization", &t1)]);
+        assert_eq!(body(&resp)["reason"], "kid_unknown");
+    }
 
     // One gateway, one fetcher: about one fetch per refresh period (2 s) plus unknown-kid
     // refreshes (at most one a second), not one per worker.

@@ -397,7 +397,7 @@ fn refused_configs_log_the_field() {
 
 /// A provider whose keys come from a remote JWKS: `jwks` cluster on Envoy, `127.0.0.1:9999` on
 /// Kong; refresh every 10 s, unknown-kid refresh at most every 2 s, backoff up to 4 s.
-fn remote_config(profile: Profile) -> Value {
+fn remote_config(profile: Profile, wait: u64) -> Value {
     let upstream = match profile {
         Profile::Kong => "127.0.0.1:9999",
         _ => "jwks",
@@ -407,20 +407,20 @@ fn remote_config(profile: Profile) -> Value {
             "algorithms": ["RS256"],
             "remote_jwks": {"upstream": upstream, "path": "/jwks.json", "authority": "idp.example.com",
                             "refresh_seconds": 10, "unknown_kid_refresh_seconds": 2,
-                            "max_backoff_seconds": 4}
+                            "max_backoff_seconds": 4, "max_wait_seconds": wait}
         }},
         "rules": [{"requires": {"provider": "main"}}],
         "cache": {"max_entries": 0}
     })
 }
 
-fn remote_harness(profile: Profile) -> Harness {
+fn remote_harness(profile: Profile, wait: u64) -> Harness {
     let h = Harness::builder()
         .profile(profile)
         .workers(2)
         .clusters(["upstream", "jwks"])
         .filter_name(PLUGIN)
-        .plugin_config(remote_config(profile).to_string())
+        .plugin_config(remote_config(profile, wait).to_string())
         .build_from_file(suite_tests::paths::plugin_wasm(PLUGIN).unwrap())
         .unwrap();
     assert!(h.configure().unwrap(), "{:?}", h.logs_at(LogLevel::Error));
@@ -438,7 +438,7 @@ fn remote_jwks_fetched_once_shared_refreshed_rotated_and_backed_off() {
     let t1 = sign("RS256", "rsa-1", &good_claims());
     let t2 = sign("RS256", "rsa-2", &good_claims());
     for profile in PROFILES {
-        let h = remote_harness(profile);
+        let h = remote_harness(profile, 0);
         // One fetch for the whole gateway, not one per worker.
         let callouts = h.callouts();
         assert_eq!(callouts.len(), 1, "{profile:?}: {callouts:?}");
@@ -625,5 +625,85 @@ fn random_garbage_never_traps() {
             .status,
             200
         );
+    }
+}
+
+#[test]
+fn requests_before_the_first_jwks_wait_then_pass_or_get_503() {
+    use host_harness::CalloutResponse;
+    let t1 = sign("RS256", "rsa-1", &good_claims());
+    let auth = bearer(&t1);
+    let headers: Vec<(&str, &[u8])> = vec![
+        (":method", b"GET"),
+        (":path", b"/x"),
+        (":authority", b"api"),
+        ("authorization", &auth),
+        ("x-user-id", b"spoofed"),
+    ];
+    for profile in PROFILES {
+        // Keys arrive during the wait: the paused requests on both workers go on, verified.
+        let h = remote_harness(profile, 3);
+        let mut s0 = h.worker(0).stream().unwrap();
+        let mut s1 = h.worker(1).stream().unwrap();
+        assert_eq!(
+            s0.send_request_headers(&headers, true).unwrap(),
+            Action::Pause
+        );
+        assert_eq!(
+            s1.send_request_headers(&headers, true).unwrap(),
+            Action::Pause
+        );
+        assert!(s0.local_response().is_none() && !s0.request_resumed());
+        let c = h.callouts()[0].clone();
+        h.respond_callout(
+            c.id,
+            CalloutResponse::status(200).body(jwks(&["rsa-1"]).to_string()),
+        )
+        .unwrap();
+        h.advance_clock(Duration::from_secs(1)).unwrap();
+        for s in [&s0, &s1] {
+            assert!(
+                s.local_response().is_none(),
+                "{profile:?}: {:?}",
+                s.local_response()
+            );
+            assert!(s.request_resumed(), "{profile:?}: not resumed");
+            assert_eq!(
+                s.request_header("x-user-id"),
+                Some(b"alice".to_vec()),
+                "{profile:?}"
+            );
+        }
+        s0.finish().unwrap();
+        s1.finish().unwrap();
+
+        // No keys within the wait: 503 jwks_unavailable, and the VM still serves.
+        let h = remote_harness(profile, 2);
+        let mut s = h.worker(1).stream().unwrap();
+        assert_eq!(
+            s.send_request_headers(&headers, true).unwrap(),
+            Action::Pause
+        );
+        h.advance_clock(Duration::from_secs(3)).unwrap();
+        let reply = s.local_response().expect("a 503 after the wait");
+        assert_eq!(reply.status, 503, "{profile:?}");
+        let body: Value = serde_json::from_slice(&reply.body).unwrap();
+        assert_eq!(body["reason"], "jwks_unavailable");
+        s.finish().unwrap();
+        // A stream that went away while waiting is skipped without harm.
+        let mut gone = h.worker(0).stream().unwrap();
+        assert_eq!(
+            gone.send_request_headers(&headers, true).unwrap(),
+            Action::Pause
+        );
+        gone.finish().unwrap();
+        h.advance_clock(Duration::from_secs(3)).unwrap();
+        // The worker is alive (no trap): a new request waits in turn.
+        let mut again = h.worker(0).stream().unwrap();
+        assert_eq!(
+            again.send_request_headers(&headers, true).unwrap(),
+            Action::Pause
+        );
+        again.finish().unwrap();
     }
 }

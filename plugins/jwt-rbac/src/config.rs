@@ -163,6 +163,14 @@ pub struct RemoteJwksConfig {
     /// Longest retry backoff after failures, seconds. Default 300.
     #[serde(default = "default_refresh")]
     pub max_backoff_seconds: u64,
+    /// How long a request waits for the first keys before `503 jwks_unavailable`, seconds
+    /// (whole seconds, checked on a 1 s tick). Default 3; 0 answers at once.
+    #[serde(default = "default_max_wait")]
+    pub max_wait_seconds: u64,
+}
+
+fn default_max_wait() -> u64 {
+    3
 }
 
 fn default_jwks_path() -> String {
@@ -384,6 +392,8 @@ pub struct Settings {
     pub cache_entries: usize,
     /// Signature path.
     pub crypto: CryptoMode,
+    /// Longest wait for a first remote JWKS (the largest over the providers), seconds.
+    pub jwks_max_wait_seconds: i64,
 }
 
 impl Settings {
@@ -496,6 +506,13 @@ impl TryFrom<Config> for Settings {
             protected,
             cache_entries: config.cache.max_entries,
             crypto: config.crypto,
+            jwks_max_wait_seconds: config
+                .providers
+                .values()
+                .filter_map(|p| p.remote_jwks.as_ref())
+                .map(|r| i64::try_from(r.max_wait_seconds.min(60)).unwrap_or(60))
+                .max()
+                .unwrap_or(0),
         })
     }
 }
@@ -632,6 +649,12 @@ fn compile_remote(
                 ConfigError::invalid(join(field, name), format!("between {min} and 86400"))
             })
     };
+    if r.max_wait_seconds > 60 {
+        return Err(ConfigError::invalid(
+            join(field, "max_wait_seconds"),
+            "between 0 and 60",
+        ));
+    }
     if r.timeout_ms == 0 || r.timeout_ms > 60_000 {
         return Err(ConfigError::invalid(
             join(field, "timeout_ms"),

@@ -42,14 +42,14 @@ use std::time::Duration;
 use stream::{Flow, Shared, Stream};
 
 proxy_wasm::main! {{
-    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> {
-        Box::new(JwtRbacRoot::default())
+    proxy_wasm::set_root_context(|context_id| -> Box<dyn RootContext> {
+        Box::new(JwtRbacRoot { context_id, shared: None })
     });
 }}
 
 /// Parses the configuration once per VM, fetches remote JWKS, creates a filter per stream.
-#[derive(Default)]
 struct JwtRbacRoot {
+    context_id: u32,
     shared: Option<Shared>,
 }
 
@@ -71,6 +71,7 @@ impl JwtRbacRoot {
         };
         let host = ProxyWasmHost;
         let now = now_secs();
+        let mut arrived = false;
         for (index, provider) in settings.providers.iter().enumerate() {
             let Some(remote) = &provider.remote else {
                 continue;
@@ -80,6 +81,7 @@ impl JwtRbacRoot {
                 continue;
             };
             if state.adopt(&host, &provider.name) {
+                arrived = true;
                 host.log(
                     LogLevel::Info,
                     &format!(
@@ -120,30 +122,80 @@ impl JwtRbacRoot {
                 }
             }
         }
+        self.wake(arrived);
     }
-}
 
-impl Context for JwtRbacRoot {
-    fn on_http_call_response(&mut self, token: u32, headers: usize, body_size: usize, _: usize) {
+    /// Runs paused requests again: all of them when keys arrived, else those whose wait is over
+    /// (they get their answer, `503 jwks_unavailable` if there are still no keys).
+    fn wake(&self, keys_arrived: bool) {
         let Some(shared) = &self.shared else {
             return;
         };
         let Some(settings) = &shared.settings else {
             return;
         };
+        let now = now_secs();
+        let due: Vec<(u32, bool)> = {
+            let mut waiting = shared.waiting.borrow_mut();
+            let mut due = Vec::new();
+            waiting.retain(|(id, since)| {
+                let timed_out = now.saturating_sub(*since) >= settings.jwks_max_wait_seconds;
+                if keys_arrived || timed_out {
+                    due.push((*id, timed_out));
+                    false
+                } else {
+                    true
+                }
+            });
+            due
+        };
+        if due.is_empty() {
+            return;
+        }
+        for (id, timed_out) in due {
+            // A stream gone meanwhile (client closed) is no longer a context: skip it.
+            if proxy_wasm::hostcalls::set_effective_context(id).is_err() {
+                continue;
+            }
+            let mut stream = Stream::after_wait(shared.clone(), id, timed_out);
+            if stream.on_request_headers(&ProxyWasmHost) == Flow::Continue {
+                let _ = proxy_wasm::hostcalls::resume_http_request();
+            }
+        }
+        // Later root calls (http_call, logs) must act as the root again.
+        let _ = proxy_wasm::hostcalls::set_effective_context(self.context_id);
+    }
+}
+
+impl Context for JwtRbacRoot {
+    fn on_http_call_response(&mut self, token: u32, headers: usize, body_size: usize, _: usize) {
+        let arrived = self.jwks_response(token, headers, body_size);
+        self.wake(arrived);
+    }
+}
+
+impl JwtRbacRoot {
+    /// Handles a JWKS fetch answer; true if new keys arrived.
+    fn jwks_response(&self, token: u32, headers: usize, body_size: usize) -> bool {
+        let Some(shared) = &self.shared else {
+            return false;
+        };
+        let Some(settings) = &shared.settings else {
+            return false;
+        };
         let host = ProxyWasmHost;
         let now = now_secs();
         let mut states = shared.remote.borrow_mut();
         let Some(index) = states.iter().position(|s| s.in_flight == Some(token)) else {
-            return;
+            return false;
         };
         let (Some(state), Some(provider)) = (states.get_mut(index), settings.providers.get(index))
         else {
-            return;
+            return false;
         };
         state.in_flight = None;
         let Some(remote) = &provider.remote else {
-            return;
+            return false;
         };
         // A failed call (reset, timeout) has no header map: reading one would be an error the
         // SDK turns into a panic (its getters unwrap), so only read what the host announced.
@@ -172,11 +224,13 @@ impl Context for JwtRbacRoot {
         let keys = (status.as_deref() == Some(b"200"))
             .then(|| remote::parse_body(&body))
             .flatten();
+        let mut arrived = false;
         match keys {
             Some(keys) => {
                 let count = keys.len();
                 let stored = state.fetched(&host, &provider.name, keys, &body, now);
                 shared.metrics.add(&host, Metric::JwksFetchOk, 1);
+                arrived = true;
                 host.log(
                     LogLevel::Info,
                     &format!(
@@ -206,6 +260,7 @@ impl Context for JwtRbacRoot {
                 );
             }
         }
+        arrived
     }
 }
 
@@ -228,6 +283,7 @@ impl RootContext for JwtRbacRoot {
                     metrics: Metrics::define(&host),
                     cache: Rc::new(RefCell::new(TokenCache::new(settings.cache_entries))),
                     crypto: crypto.map(|c| Rc::new(c) as Rc<dyn verify::HostCrypto>),
+                    waiting: Rc::new(RefCell::new(Vec::new())),
                     remote: Rc::new(RefCell::new(vec![
                         RemoteState::default();
                         settings.providers.len()
@@ -261,16 +317,17 @@ impl RootContext for JwtRbacRoot {
         self.refresh_remote();
     }
 
-    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
+    fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
         let shared = self.shared.clone().unwrap_or_else(|| Shared {
             settings: None,
             metrics: Metrics::default(),
             cache: Rc::new(RefCell::new(TokenCache::new(0))),
             crypto: None,
             remote: Rc::new(RefCell::new(Vec::new())),
+            waiting: Rc::new(RefCell::new(Vec::new())),
         });
         Some(Box::new(JwtRbacFilter {
-            stream: Stream::new(shared),
+            stream: Stream::new(shared, context_id),
         }))
     }
 

@@ -55,7 +55,12 @@ pub struct Shared {
     pub crypto: Option<Rc<dyn HostCrypto>>,
     /// Remote JWKS state, one entry per provider (unused for inline providers).
     pub remote: Rc<RefCell<Vec<RemoteState>>>,
+    /// Requests paused until a remote JWKS has keys: `(context id, since)`.
+    pub waiting: Rc<RefCell<Vec<(u32, i64)>>>,
 }
+
+/// Most requests one VM keeps paused while waiting for a first JWKS; more get 503 at once.
+pub const MAX_WAITING: usize = 1024;
 
 /// The outcome of authentication.
 enum Auth {
@@ -66,12 +71,27 @@ enum Auth {
 /// The per-stream logic.
 pub struct Stream {
     shared: Shared,
+    context_id: u32,
+    may_wait: bool,
 }
 
 impl Stream {
-    /// A stream of a VM.
-    pub fn new(shared: Shared) -> Self {
-        Self { shared }
+    /// A stream of a VM; `context_id` is what the root resumes it by after a wait.
+    pub fn new(shared: Shared, context_id: u32) -> Self {
+        Self {
+            shared,
+            context_id,
+            may_wait: true,
+        }
+    }
+
+    /// A stream run again by the root after its wait: it answers, never waits again.
+    pub fn after_wait(shared: Shared, context_id: u32, timed_out: bool) -> Self {
+        Self {
+            shared,
+            context_id,
+            may_wait: !timed_out,
+        }
     }
 
     /// Request headers phase.
@@ -131,6 +151,19 @@ impl Stream {
         let auth = match self.authenticate(host, &settings, rule, &request, now, &mut found_sources)
         {
             Ok(auth) => auth,
+            Err(Reason::JwksUnavailable)
+                if self.may_wait
+                    && settings.jwks_max_wait_seconds > 0
+                    && self.shared.waiting.borrow().len() < MAX_WAITING =>
+            {
+                // Paused, untouched: the root runs this request again when keys arrive or the
+                // wait is over (`Stream::after_wait`).
+                let mut waiting = self.shared.waiting.borrow_mut();
+                if !waiting.iter().any(|(id, _)| *id == self.context_id) {
+                    waiting.push((self.context_id, now));
+                }
+                return Flow::Stop;
+            }
             Err(reason) => return self.deny_after(host, &settings, &request, reason),
         };
         let verified = match auth {

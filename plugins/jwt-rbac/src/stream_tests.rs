@@ -63,6 +63,7 @@ impl Vm {
                 cache: Rc::new(RefCell::new(TokenCache::new(settings.cache_entries))),
                 crypto: None,
                 remote: Rc::new(RefCell::new(Vec::new())),
+                waiting: Rc::new(RefCell::new(Vec::new())),
                 settings: Some(Rc::new(settings)),
             },
         }
@@ -70,7 +71,7 @@ impl Vm {
 
     fn run(&self, host: &FakeHost) -> Flow {
         host.now_nanos.set(NOW_NANOS);
-        Stream::new(self.shared.clone()).on_request_headers(host)
+        Stream::new(self.shared.clone(), 1).on_request_headers(host)
     }
 }
 
@@ -347,7 +348,7 @@ fn cache_counts_hits_and_misses_and_expires() {
     host.request_headers.replace(headers);
     host.now_nanos.set(NOW_NANOS + 200 * 1_000_000_000);
     assert_eq!(
-        Stream::new(vm.shared.clone()).on_request_headers(&host),
+        Stream::new(vm.shared.clone(), 1).on_request_headers(&host),
         Flow::Stop
     );
     assert_eq!(reply(&host).2["reason"], "token_expired");
@@ -392,8 +393,9 @@ fn no_configuration_fails_closed() {
         cache: Rc::new(RefCell::new(TokenCache::new(0))),
         crypto: None,
         remote: Rc::new(RefCell::new(Vec::new())),
+        waiting: Rc::new(RefCell::new(Vec::new())),
     };
-    assert_eq!(Stream::new(shared).on_request_headers(&host), Flow::Stop);
+    assert_eq!(Stream::new(shared, 1).on_request_headers(&host), Flow::Stop);
     assert_eq!(reply(&host).0, 500);
 }
 
