@@ -22,8 +22,11 @@ pub const MIN_HMAC_BYTES: usize = 32;
 pub enum KeyMaterial {
     /// HMAC secret.
     Hmac(Vec<u8>),
-    /// RSA public key.
-    Rsa(Box<rsa::RsaPublicKey>),
+    /// RSA public key, and its Montgomery form for PKCS#1 v1.5.
+    Rsa(
+        Box<rsa::RsaPublicKey>,
+        Option<Box<crate::fast_rsa::FastRsa>>,
+    ),
     /// P-256 public key.
     P256(Box<p256::ecdsa::VerifyingKey>),
     /// P-384 public key.
@@ -51,7 +54,7 @@ impl Key {
     pub fn family(&self) -> KeyFamily {
         match self.material {
             KeyMaterial::Hmac(_) => KeyFamily::Hmac,
-            KeyMaterial::Rsa(_) => KeyFamily::Rsa,
+            KeyMaterial::Rsa(..) => KeyFamily::Rsa,
             KeyMaterial::P256(_) => KeyFamily::P256,
             #[cfg(feature = "es384")]
             KeyMaterial::P384(_) => KeyFamily::P384,
@@ -151,7 +154,8 @@ fn parse_jwk(jwk: &Value, field: &str) -> Result<Key, ConfigError> {
                 ));
             }
             let der = crate::der::rsa_spki(&n, &e);
-            (KeyMaterial::Rsa(Box::new(key)), der)
+            let fast = crate::fast_rsa::FastRsa::new(&key).map(Box::new);
+            (KeyMaterial::Rsa(Box::new(key), fast), der)
         }
         "EC" => {
             let crv = optional_str(jwk, "crv", field)?.unwrap_or_default();

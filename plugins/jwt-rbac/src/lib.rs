@@ -14,6 +14,7 @@ pub mod claims;
 pub mod config;
 pub mod der;
 pub mod extract;
+pub mod fast_rsa;
 pub mod host_crypto;
 pub mod jwk;
 pub mod metrics;

@@ -90,7 +90,16 @@ pub fn verify_pure(alg: Alg, key: &Key, input: &[u8], signature: &[u8]) -> bool 
         (KeyMaterial::Hmac(secret), Alg::HS256) => hmac_check!(Sha256, secret, input, signature),
         (KeyMaterial::Hmac(secret), Alg::HS384) => hmac_check!(Sha384, secret, input, signature),
         (KeyMaterial::Hmac(secret), Alg::HS512) => hmac_check!(Sha512, secret, input, signature),
-        (KeyMaterial::Rsa(rsa_key), _) => {
+        (KeyMaterial::Rsa(_, Some(fast)), Alg::RS256) => {
+            fast.verify_pkcs1(&Sha256::digest(input), signature)
+        }
+        (KeyMaterial::Rsa(_, Some(fast)), Alg::RS384) => {
+            fast.verify_pkcs1(&Sha384::digest(input), signature)
+        }
+        (KeyMaterial::Rsa(_, Some(fast)), Alg::RS512) => {
+            fast.verify_pkcs1(&Sha512::digest(input), signature)
+        }
+        (KeyMaterial::Rsa(rsa_key, _), _) => {
             let result = match alg {
                 Alg::RS256 => rsa_key.verify(
                     rsa::Pkcs1v15Sign::new::<Sha256>(),

@@ -452,3 +452,49 @@ fn docs_example_token_verifies() {
     assert_eq!(verified.claims["sub"], "alice");
     assert_eq!(verified.claims["roles"], json!(["reader"]));
 }
+
+/// The Montgomery RSA path agrees with the `rsa` crate's bignum arithmetic on random inputs.
+#[test]
+fn fast_rsa_public_operation_matches_biguint_modpow() {
+    use rand::Rng;
+    use rsa::traits::PublicKeyParts;
+    let mut rng = rand::thread_rng();
+    for kid in ["rsa-1", "rsa-2"] {
+        let jwk = public_jwk(kid);
+        let n = base64::Engine::decode(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            jwk["n"].as_str().unwrap(),
+        )
+        .unwrap();
+        let key = rsa::RsaPublicKey::new(
+            rsa::BigUint::from_bytes_be(&n),
+            rsa::BigUint::from(65537u32),
+        )
+        .unwrap();
+        let fast = jwt_rbac::fast_rsa::FastRsa::new(&key).unwrap();
+        for i in 0..40 {
+            let mut s = vec![0u8; key.size()];
+            rng.fill(&mut s[..]);
+            if i % 4 == 0 {
+                s[0] = 0;
+                s[1] = 0;
+            }
+            let expected = {
+                let sb = rsa::BigUint::from_bytes_be(&s);
+                if &sb >= key.n() {
+                    None
+                } else {
+                    let m = sb.modpow(key.e(), key.n()).to_bytes_be();
+                    let mut out = vec![0u8; key.size() - m.len()];
+                    out.extend_from_slice(&m);
+                    Some(out)
+                }
+            };
+            assert_eq!(fast.public_op(&s), expected, "{kid} #{i}");
+        }
+        // Wrong lengths and s >= n are refused.
+        assert_eq!(fast.public_op(&n[1..]), None);
+        assert_eq!(fast.public_op(&n), None);
+        assert_eq!(fast.public_op(&vec![0xff; key.size()]), None);
+    }
+}
