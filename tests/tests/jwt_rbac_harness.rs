@@ -707,3 +707,40 @@ fn requests_before_the_first_jwks_wait_then_pass_or_get_503() {
         again.finish().unwrap();
     }
 }
+
+#[test]
+fn verified_payload_header_and_filter_state() {
+    for profile in PROFILES {
+        let mut cfg = config();
+        cfg["identity"] = json!({"payload_header": "x-jwt-claims", "filter_state_key": "jwt_sub"});
+        let (h, _) = harness(profile, &cfg);
+        let token = sign("ES256", "ec-1", &good_claims());
+        let auth = bearer(&token);
+        let mut s = h.worker(0).stream().unwrap();
+        let headers: Vec<(&str, &[u8])> = vec![
+            (":method", b"GET"),
+            (":path", b"/x"),
+            (":authority", b"api"),
+            ("authorization", &auth),
+            ("x_jwt_claims", b"e30"),
+        ];
+        assert_eq!(
+            s.send_request_headers(&headers, true).unwrap(),
+            Action::Continue
+        );
+        let values = s.request_header_values("x-jwt-claims");
+        assert_eq!(values.len(), 1, "{profile:?}");
+        assert!(s.request_header("x_jwt_claims").is_none());
+        let decoded = base64::Engine::decode(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            &values[0],
+        )
+        .unwrap();
+        let claims: Value = serde_json::from_slice(&decoded).unwrap();
+        assert_eq!(claims["sub"], "alice", "{profile:?}");
+        if profile == Profile::Envoy {
+            assert_eq!(s.property("jwt_sub"), Some(b"alice".to_vec()));
+        }
+        s.finish().unwrap();
+    }
+}

@@ -270,6 +270,12 @@ pub struct IdentityConfig {
     /// More headers removed from every client request (besides every header above and the
     /// suite's identity headers).
     pub also_strip: Vec<String>,
+    /// Header carrying the whole verified payload, base64url JSON (e.g. `x-jwt-claims`).
+    /// Default: none.
+    pub payload_header: Option<String>,
+    /// Envoy filter state key for the verified subject, readable in the access log as
+    /// `%FILTER_STATE(wasm.<key>:PLAIN)%` (e.g. `jwt_rbac.sub`). Default: none.
+    pub filter_state_key: Option<String>,
 }
 
 impl Default for IdentityConfig {
@@ -289,6 +295,8 @@ impl Default for IdentityConfig {
             status_header: identity::AUTH_STATUS.to_owned(),
             method_header: identity::AUTH_METHOD.to_owned(),
             also_strip: Vec::new(),
+            payload_header: None,
+            filter_state_key: None,
         }
     }
 }
@@ -369,6 +377,10 @@ pub struct Identity {
     pub status_header: String,
     /// Method header.
     pub method_header: String,
+    /// Verified payload header.
+    pub payload_header: Option<String>,
+    /// Filter state key for the subject.
+    pub filter_state_key: Option<String>,
 }
 
 /// The compiled configuration, shared by every stream of a VM.
@@ -492,6 +504,7 @@ impl TryFrom<Config> for Settings {
             identity.status_header.clone(),
             identity.method_header.clone(),
         ]);
+        protected.extend(identity.payload_header.clone());
         // Validated on its own first, so an error names `identity.also_strip[i]`.
         ProtectedHeaders::try_new(&config.identity.also_strip, "identity.also_strip")?;
         protected.extend(config.identity.also_strip.iter().cloned());
@@ -730,6 +743,25 @@ fn compile_identity(c: &IdentityConfig) -> Result<Identity, ConfigError> {
         scopes_header: header_name(&c.scopes_header, "identity.scopes_header")?,
         status_header: header_name(&c.status_header, "identity.status_header")?,
         method_header: header_name(&c.method_header, "identity.method_header")?,
+        payload_header: c
+            .payload_header
+            .as_deref()
+            .map(|h| header_name(h, "identity.payload_header"))
+            .transpose()?,
+        filter_state_key: match c.filter_state_key.as_deref() {
+            Some(key)
+                if key.is_empty()
+                    || !key
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)) =>
+            {
+                return Err(ConfigError::invalid(
+                    "identity.filter_state_key",
+                    "letters, digits, '.', '_' or '-'",
+                ))
+            }
+            other => other.map(str::to_owned),
+        },
     })
 }
 

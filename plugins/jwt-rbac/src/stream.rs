@@ -16,7 +16,7 @@ use crate::validate::Verified;
 use crate::verify::HostCrypto;
 use gateway_core::headers::HeaderEdits;
 use gateway_core::ports::{
-    Clock, HeaderMapKind, HeaderPort, LocalReplyPort, LogLevel, LogPort, MetricsPort,
+    Clock, HeaderMapKind, HeaderPort, LocalReplyPort, LogLevel, LogPort, MetricsPort, PropertyPort,
     SharedDataPort,
 };
 use std::cell::RefCell;
@@ -24,12 +24,12 @@ use std::rc::Rc;
 
 /// Everything a stream needs from its host.
 pub trait Host:
-    HeaderPort + Clock + LocalReplyPort + LogPort + MetricsPort + SharedDataPort
+    HeaderPort + Clock + LocalReplyPort + LogPort + MetricsPort + SharedDataPort + PropertyPort
 {
 }
 
 impl<T> Host for T where
-    T: HeaderPort + Clock + LocalReplyPort + LogPort + MetricsPort + SharedDataPort
+    T: HeaderPort + Clock + LocalReplyPort + LogPort + MetricsPort + SharedDataPort + PropertyPort
 {
 }
 
@@ -179,6 +179,21 @@ impl Stream {
             }
         }
         inject(&settings, &verified, &mut request);
+        if let (Some(key), Some((_, first))) =
+            (&settings.identity.filter_state_key, verified.first())
+        {
+            if let Some(Ok(sub)) = first.claims.get("sub").map(|s| match s {
+                serde_json::Value::String(s) => Ok(s.as_bytes()),
+                _ => Err(()),
+            }) {
+                if let Err(err) = host.set_property(&[key.as_str()], sub) {
+                    host.log(
+                        LogLevel::Debug,
+                        &format!("jwt-rbac: cannot set filter state {key}: {err}"),
+                    );
+                }
+            }
+        }
         self.shared.metrics.add(host, Metric::Allowed, 1);
         self.write(host, &request);
         Flow::Continue
@@ -449,5 +464,11 @@ fn inject(settings: &Settings, verified: &[(usize, Rc<Verified>)], request: &mut
     }
     if let Some(scopes) = join_valid(all_scopes(verified), " ") {
         request.set(&identity.scopes_header, scopes.into_bytes());
+    }
+    if let (Some(header), Some((_, first))) = (&identity.payload_header, verified.first()) {
+        use base64::Engine;
+        let json = serde_json::Value::Object(first.claims.clone()).to_string();
+        let encoded = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json);
+        request.set(header, encoded.into_bytes());
     }
 }

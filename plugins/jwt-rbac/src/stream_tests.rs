@@ -413,3 +413,30 @@ fn claim_headers_refuse_crlf_and_objects() {
     assert!(host.values(Request, "x-user-id").is_empty());
     assert!(host.values(Request, "x-user-email").is_empty());
 }
+
+#[test]
+fn payload_header_and_filter_state() {
+    let token = sign("RS256", "rsa-1", &good_claims());
+    let auth = bearer(&token);
+    let mut extra = SPOOFED.to_vec();
+    extra.push(("x-jwt-claims", b"e30"));
+    extra.push(("authorization", &auth));
+    let host = request("GET", "/x", &extra);
+    let mut cfg = config();
+    cfg["identity"] = json!({"payload_header": "x-jwt-claims", "filter_state_key": "jwt_rbac.sub"});
+    let vm = Vm::new(&cfg, &host);
+    assert_eq!(vm.run(&host), Flow::Continue);
+    let values = host.values(Request, "x-jwt-claims");
+    assert_eq!(values.len(), 1);
+    let decoded = base64::Engine::decode(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        &values[0],
+    )
+    .unwrap();
+    let claims: Value = serde_json::from_slice(&decoded).unwrap();
+    assert_eq!(claims, good_claims());
+    assert_eq!(
+        host.properties.borrow().get("jwt_rbac.sub").cloned(),
+        Some(b"alice".to_vec())
+    );
+}
