@@ -118,6 +118,12 @@ pub struct ProviderConfig {
     /// Claim holding roles, a dotted path (`realm_access.roles`). Default `roles`.
     #[serde(default = "default_roles_claim")]
     pub roles_claim: String,
+    /// Revoked token ids (`jti`): such tokens get `token_revoked`. Default none.
+    #[serde(default)]
+    pub revoked_jti: Vec<String>,
+    /// Revoked session ids (`sid`): every token of those sessions gets `token_revoked`.
+    #[serde(default)]
+    pub revoked_sid: Vec<String>,
 }
 
 fn default_sources() -> Vec<TokenSourceConfig> {
@@ -630,6 +636,8 @@ fn compile_provider(name: &str, p: &ProviderConfig, field: &str) -> Result<Provi
                 .map(|v| seconds(v, "max_lifetime_seconds"))
                 .transpose()?,
             max_token_bytes: p.max_token_bytes,
+            revoked_jti: p.revoked_jti.clone(),
+            revoked_sid: p.revoked_sid.clone(),
         },
         sources,
         forward: p.forward,

@@ -38,6 +38,8 @@ pub enum Reason {
     AudienceMismatch,
     /// `exp` minus `iat` exceeds the provider's `max_lifetime_seconds`.
     LifetimeTooLong,
+    /// The token's `jti` or `sid` is revoked in the configuration.
+    TokenRevoked,
     /// Verified, but the roles the rule asks for are not there.
     InsufficientRole,
     /// Verified, but the scopes the rule asks for are not there.
@@ -52,7 +54,7 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, for metric definition.
-    pub const ALL: [Reason; 22] = [
+    pub const ALL: [Reason; 23] = [
         Reason::TokenMissing,
         Reason::TokenMalformed,
         Reason::TokenTooLarge,
@@ -70,6 +72,7 @@ impl Reason {
         Reason::IssuerMismatch,
         Reason::AudienceMismatch,
         Reason::LifetimeTooLong,
+        Reason::TokenRevoked,
         Reason::InsufficientRole,
         Reason::InsufficientScope,
         Reason::NoRule,
@@ -97,6 +100,7 @@ impl Reason {
             Reason::IssuerMismatch => "issuer_mismatch",
             Reason::AudienceMismatch => "audience_mismatch",
             Reason::LifetimeTooLong => "lifetime_too_long",
+            Reason::TokenRevoked => "token_revoked",
             Reason::InsufficientRole => "insufficient_role",
             Reason::InsufficientScope => "insufficient_scope",
             Reason::NoRule => "no_rule",

@@ -34,6 +34,10 @@ pub struct Validator {
     pub max_lifetime: Option<i64>,
     /// Longest token accepted, in bytes.
     pub max_token_bytes: usize,
+    /// Revoked `jti` values.
+    pub revoked_jti: Vec<String>,
+    /// Revoked `sid` values (every token of those sessions).
+    pub revoked_sid: Vec<String>,
 }
 
 /// A token that passed every check.
@@ -157,6 +161,13 @@ impl Validator {
             };
             if !ok {
                 return Err(Reason::AudienceMismatch);
+            }
+        }
+        for (claim, revoked) in [("jti", &self.revoked_jti), ("sid", &self.revoked_sid)] {
+            if let Some(Value::String(id)) = claims.get(claim) {
+                if revoked.iter().any(|r| r == id) {
+                    return Err(Reason::TokenRevoked);
+                }
             }
         }
         if let Some(max) = self.max_lifetime {

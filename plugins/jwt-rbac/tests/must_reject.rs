@@ -498,3 +498,19 @@ fn fast_rsa_public_operation_matches_biguint_modpow() {
         assert_eq!(fast.public_op(&vec![0xff; key.size()]), None);
     }
 }
+
+#[test]
+fn revoked_jti_and_sid() {
+    let v = validator_with(
+        &["RS256"],
+        all_jwks(),
+        json!({"revoked_jti": ["j-1"], "revoked_sid": ["s-9"]}),
+    );
+    let t = |c: Value| check(&v, &sign("RS256", "rsa-1", &claims_with(c)));
+    assert_eq!(t(json!({"jti": "j-1"})), Err(Reason::TokenRevoked));
+    assert_eq!(
+        t(json!({"sid": "s-9", "jti": "j-2"})),
+        Err(Reason::TokenRevoked)
+    );
+    assert_eq!(t(json!({"jti": "j-2", "sid": "s-1"})), Ok(()));
+}
