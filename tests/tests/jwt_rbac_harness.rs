@@ -744,3 +744,41 @@ fn verified_payload_header_and_filter_state() {
         s.finish().unwrap();
     }
 }
+
+#[test]
+fn api_keys_under_both_profiles() {
+    use sha2::Digest;
+    let digest: String = sha2::Sha256::digest(b"partner-secret-1")
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let mut cfg = config();
+    cfg["providers"]["partners"] = json!({"api_keys": {"keys": [
+        {"id": "key-1", "sha256": digest, "principal": "partner-a", "roles": ["partner"]}
+    ]}});
+    cfg["rules"] = json!([{"requires": {"any_of": ["main", "partners"]}}]);
+    for profile in PROFILES {
+        let (h, _) = harness(profile, &cfg);
+        let a = call(
+            &h,
+            0,
+            "GET",
+            "/x",
+            &[
+                ("x-api-key", b"partner-secret-1"),
+                ("x_api_key_id", b"spoofed"),
+            ],
+        );
+        assert_eq!(a.status, 200, "{profile:?}: {a:?}");
+        assert_eq!(a.upstream("x-api-key-id"), ["key-1"]);
+        assert!(a.upstream("x_api_key_id").is_empty());
+        assert_eq!(a.upstream("x-user-id"), ["partner-a"]);
+        assert_eq!(a.upstream("x-auth-method"), ["api-key"]);
+        assert!(a.upstream("x-api-key").is_empty());
+        let a = call(&h, 1, "GET", "/x", &[("x-api-key", b"partner-secret-2")]);
+        assert_eq!(
+            (a.status, a.body["reason"].as_str()),
+            (401, Some("api_key_invalid"))
+        );
+    }
+}

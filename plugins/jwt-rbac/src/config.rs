@@ -89,8 +89,13 @@ pub struct ProviderConfig {
     /// Accepted `aud` values (any one). Empty: not checked.
     #[serde(default)]
     pub audiences: Vec<String>,
-    /// Algorithms tokens may use (`RS256`, `ES256`, `EdDSA`, `HS256`...). Required.
+    /// Algorithms tokens may use (`RS256`, `ES256`, `EdDSA`, `HS256`...). Required for JWT
+    /// providers.
+    #[serde(default)]
     pub algorithms: Vec<String>,
+    /// API keys instead of JWTs (then no `jwks`, `remote_jwks` or `algorithms`).
+    #[serde(default)]
+    pub api_keys: Option<crate::api_keys::ApiKeysConfig>,
     /// Inline JWKS: an object `{"keys": [...]}` or a string holding it. This or `remote_jwks`.
     #[serde(default)]
     pub jwks: Option<Value>,
@@ -359,6 +364,8 @@ pub struct Provider {
     pub roles_claim: Vec<String>,
     /// Remote JWKS, if keys are fetched (the validator's inline keys are then empty).
     pub remote: Option<crate::remote::RemoteJwks>,
+    /// API keys, for an API-key provider (no JWT then).
+    pub api_keys: Option<crate::api_keys::ApiKeys>,
 }
 
 /// A compiled claim-to-header mapping.
@@ -540,6 +547,38 @@ fn compile_provider(name: &str, p: &ProviderConfig, field: &str) -> Result<Provi
     if name.is_empty() {
         return Err(ConfigError::invalid(field, "a provider needs a name"));
     }
+    if let Some(api) = &p.api_keys {
+        if p.jwks.is_some() || p.remote_jwks.is_some() || !p.algorithms.is_empty() {
+            return Err(ConfigError::invalid(
+                field,
+                "api_keys excludes jwks, remote_jwks and algorithms",
+            ));
+        }
+        let keys = crate::api_keys::ApiKeys::try_new(api, &join(field, "api_keys"))?;
+        return Ok(Provider {
+            name: name.to_owned(),
+            validator: Validator {
+                issuer: None,
+                audiences: Vec::new(),
+                algorithms: Vec::new(),
+                keys: Vec::new(),
+                clock_skew: 0,
+                require_exp: false,
+                max_lifetime: None,
+                max_token_bytes: p.max_token_bytes,
+                revoked_jti: Vec::new(),
+                revoked_sid: Vec::new(),
+            },
+            sources: vec![TokenSource::Header {
+                name: keys.header.clone(),
+                prefix: String::new(),
+            }],
+            forward: p.forward,
+            roles_claim: vec!["roles".to_owned()],
+            remote: None,
+            api_keys: Some(keys),
+        });
+    }
     let (keys, remote) = match (&p.jwks, &p.remote_jwks) {
         (Some(jwks), None) => (jwk::parse_jwks(jwks, &join(field, "jwks"))?, None),
         (None, Some(r)) => (
@@ -643,6 +682,7 @@ fn compile_provider(name: &str, p: &ProviderConfig, field: &str) -> Result<Provi
         forward: p.forward,
         roles_claim: claim_path(&p.roles_claim, &join(field, "roles_claim"))?,
         remote,
+        api_keys: None,
     })
 }
 

@@ -9,6 +9,7 @@
 //! [`host_crypto`], the adapter of Envoy's `verify_signature`). See `docs/jwt-rbac.md`.
 
 pub mod alg;
+pub mod api_keys;
 pub mod cache;
 pub mod claims;
 pub mod config;

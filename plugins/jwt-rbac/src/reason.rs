@@ -40,6 +40,8 @@ pub enum Reason {
     LifetimeTooLong,
     /// The token's `jti` or `sid` is revoked in the configuration.
     TokenRevoked,
+    /// An API key that is not one of the configured keys.
+    ApiKeyInvalid,
     /// Verified, but the roles the rule asks for are not there.
     InsufficientRole,
     /// Verified, but the scopes the rule asks for are not there.
@@ -54,7 +56,7 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, for metric definition.
-    pub const ALL: [Reason; 23] = [
+    pub const ALL: [Reason; 24] = [
         Reason::TokenMissing,
         Reason::TokenMalformed,
         Reason::TokenTooLarge,
@@ -73,6 +75,7 @@ impl Reason {
         Reason::AudienceMismatch,
         Reason::LifetimeTooLong,
         Reason::TokenRevoked,
+        Reason::ApiKeyInvalid,
         Reason::InsufficientRole,
         Reason::InsufficientScope,
         Reason::NoRule,
@@ -101,6 +104,7 @@ impl Reason {
             Reason::AudienceMismatch => "audience_mismatch",
             Reason::LifetimeTooLong => "lifetime_too_long",
             Reason::TokenRevoked => "token_revoked",
+            Reason::ApiKeyInvalid => "api_key_invalid",
             Reason::InsufficientRole => "insufficient_role",
             Reason::InsufficientScope => "insufficient_scope",
             Reason::NoRule => "no_rule",

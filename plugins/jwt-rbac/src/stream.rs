@@ -273,6 +273,12 @@ impl Stream {
         now: i64,
     ) -> Result<Rc<Verified>, Reason> {
         let provider = settings.providers.get(index).ok_or(Reason::Internal)?;
+        if let Some(api_keys) = &provider.api_keys {
+            return api_keys
+                .check(token)
+                .map(Rc::new)
+                .ok_or(Reason::ApiKeyInvalid);
+        }
         let enabled = self.shared.cache.borrow().enabled();
         let key = cache::key(index, token);
         if enabled && token.len() <= provider.validator.max_token_bytes {
@@ -445,7 +451,23 @@ fn all_scopes(verified: &[(usize, Rc<Verified>)]) -> Vec<String> {
 fn inject(settings: &Settings, verified: &[(usize, Rc<Verified>)], request: &mut HeaderEdits) {
     let identity = &settings.identity;
     request.set(&identity.status_header, b"verified".to_vec());
-    request.set(&identity.method_header, b"jwt".to_vec());
+    let api_key_id = verified
+        .first()
+        .and_then(|(_, v)| v.claims.get("api_key_id"))
+        .filter(|_| {
+            verified
+                .first()
+                .and_then(|(i, _)| settings.providers.get(*i))
+                .is_some_and(|p| p.api_keys.is_some())
+        })
+        .and_then(serde_json::Value::as_str);
+    match api_key_id {
+        Some(id) => {
+            request.set(&identity.method_header, b"api-key".to_vec());
+            request.set(gateway_core::identity::API_KEY_ID, id.as_bytes().to_vec());
+        }
+        None => request.set(&identity.method_header, b"jwt".to_vec()),
+    }
     if let Some((_, first)) = verified.first() {
         for mapping in &identity.claims {
             if let Some(value) =

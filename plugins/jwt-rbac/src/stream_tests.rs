@@ -440,3 +440,53 @@ fn payload_header_and_filter_state() {
         Some(b"alice".to_vec())
     );
 }
+
+#[test]
+fn api_keys_as_a_second_credential() {
+    use sha2::{Digest, Sha256};
+    let digest: String = Sha256::digest(b"partner-secret-1")
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let mut cfg = config();
+    cfg["providers"]["partners"] = json!({"api_keys": {"keys": [
+        {"id": "key-1", "sha256": digest, "principal": "partner-a", "roles": ["partner"], "scopes": ["orders:read"]}
+    ]}});
+    cfg["rules"] = json!([
+        {"match": {"path": {"prefix": "/partner"}}, "requires": {"provider": "partners"},
+         "roles": {"any_of": ["partner"]}},
+        {"requires": {"any_of": ["main", "partners"]}}
+    ]);
+    let host = request(
+        "GET",
+        "/partner/orders",
+        &[
+            ("x-api-key", b"partner-secret-1"),
+            ("x-api-key-id", b"spoofed"),
+        ],
+    );
+    let vm = Vm::new(&cfg, &host);
+    assert_eq!(vm.run(&host), Flow::Continue);
+    assert_eq!(host.values(Request, "x-user-id"), ["partner-a"]);
+    assert_eq!(host.values(Request, "x-api-key-id"), ["key-1"]);
+    assert_eq!(host.values(Request, "x-auth-method"), ["api-key"]);
+    assert_eq!(host.values(Request, "x-user-roles"), ["partner"]);
+    assert_eq!(host.values(Request, "x-user-scopes"), ["orders:read"]);
+    assert!(host.values(Request, "x-api-key").is_empty(), "key stripped");
+
+    let host = request("GET", "/partner/orders", &[("x-api-key", b"wrong")]);
+    assert_eq!(vm.run(&host), Flow::Stop);
+    let (status, _, body) = reply(&host);
+    assert_eq!(
+        (status, body["reason"].as_str()),
+        (401, Some("api_key_invalid"))
+    );
+
+    // any_of: a JWT also works on the other routes.
+    let token = sign("RS256", "rsa-1", &good_claims());
+    let auth = bearer(&token);
+    let host = request("GET", "/orders", &[("authorization", &auth)]);
+    assert_eq!(vm.run(&host), Flow::Continue);
+    assert_eq!(host.values(Request, "x-auth-method"), ["jwt"]);
+    assert!(host.values(Request, "x-api-key-id").is_empty());
+}
