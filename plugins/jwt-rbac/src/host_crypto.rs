@@ -5,12 +5,12 @@
 //! `VerifySignatureArguments { string hash_function = 1; bytes public_key = 2 (SPKI DER);
 //! bytes signature = 3; bytes text = 4; }` and `VerifySignatureResult { bool result = 1;
 //! string error = 2; }`. Presence is detected once per VM: a call with empty arguments answers
-//! `BadArgument` (no key) where the function exists and `NotFound` where it does not (Kong).
+//! `BadArgument` (no key) where the function exists and `NotFound` where it does not (Kong); the
+//! probe reads the raw status, so a host answering something else cannot trap the plugin.
 
 use crate::alg::Alg;
 use crate::config::Settings;
 use crate::verify::{host_can_verify, HostCrypto};
-use proxy_wasm::types::Status;
 
 /// The foreign function's name.
 pub const FUNCTION: &str = "verify_signature";
@@ -76,6 +76,51 @@ pub fn decode_result(bytes: &[u8]) -> Option<bool> {
     Some(result)
 }
 
+#[cfg(target_arch = "wasm32")]
+#[link(wasm_import_module = "env")]
+extern "C" {
+    fn proxy_call_foreign_function(
+        function_name_data: *const u8,
+        function_name_size: usize,
+        arguments_data: *const u8,
+        arguments_size: usize,
+        results_data: *mut *mut u8,
+        results_size: *mut usize,
+    ) -> u32;
+}
+
+/// Calls `verify_signature` with empty arguments and reads the raw status: the SDK's wrapper
+/// panics (a trap) on statuses it does not expect, and a host without the function may answer
+/// anything. Ok (0) or BadArgument (2, no key given) means the function exists.
+#[cfg(target_arch = "wasm32")]
+fn probe() -> bool {
+    let mut data: *mut u8 = std::ptr::null_mut();
+    let mut size: usize = 0;
+    // SAFETY: the name is a valid slice for the call; empty arguments; the host writes a
+    // buffer it allocated through `proxy_on_memory_allocate` (the SDK's allocator) and its size.
+    let status = unsafe {
+        proxy_call_foreign_function(
+            FUNCTION.as_ptr(),
+            FUNCTION.len(),
+            std::ptr::null(),
+            0,
+            &mut data,
+            &mut size,
+        )
+    };
+    if !data.is_null() && size > 0 {
+        // SAFETY: as above, the buffer was allocated by the SDK's allocator for `size` bytes
+        // and is ours now; rebuilding the Vec frees it.
+        drop(unsafe { Vec::from_raw_parts(data, size, size) });
+    }
+    status == 0 || status == 2
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn probe() -> bool {
+    false
+}
+
 /// The host's `verify_signature`.
 #[derive(Debug, Clone, Copy)]
 pub struct EnvoyVerifySignature {
@@ -91,11 +136,7 @@ pub const ERRORS: &str = "jwt_rbac.host_crypto_errors";
 impl EnvoyVerifySignature {
     /// `Some` if the host has the function (and `allowed`); records [`GAUGE`] either way.
     pub fn detect(allowed: bool) -> Option<Self> {
-        let found = allowed
-            && matches!(
-                proxy_wasm::hostcalls::call_foreign_function(FUNCTION, Some(&[])),
-                Ok(_) | Err(Status::BadArgument) | Err(Status::ParseFailure)
-            );
+        let found = allowed && probe();
         let metric = |kind, name| proxy_wasm::hostcalls::define_metric(kind, name).ok();
         if let Some(gauge) = metric(proxy_wasm::types::MetricType::Gauge, GAUGE) {
             let _ = proxy_wasm::hostcalls::record_metric(gauge, u64::from(found));
