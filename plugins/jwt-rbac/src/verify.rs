@@ -99,6 +99,15 @@ pub fn verify_pure(alg: Alg, key: &Key, input: &[u8], signature: &[u8]) -> bool 
         (KeyMaterial::Rsa(_, Some(fast)), Alg::RS512) => {
             fast.verify_pkcs1(&Sha512::digest(input), signature)
         }
+        (KeyMaterial::Rsa(_, Some(fast)), Alg::PS256) => {
+            fast.verify_pss(&Sha256::digest(input), signature)
+        }
+        (KeyMaterial::Rsa(_, Some(fast)), Alg::PS384) => {
+            fast.verify_pss(&Sha384::digest(input), signature)
+        }
+        (KeyMaterial::Rsa(_, Some(fast)), Alg::PS512) => {
+            fast.verify_pss(&Sha512::digest(input), signature)
+        }
         (KeyMaterial::Rsa(rsa_key, _), _) => {
             let result = match alg {
                 Alg::RS256 => rsa_key.verify(
