@@ -607,6 +607,12 @@ fn compile_provider(name: &str, p: &ProviderConfig, field: &str) -> Result<Provi
                 format!("unsupported algorithm {a:?} (none is never accepted)"),
             )
         })?;
+        if remote.is_some() && alg.family() == crate::alg::KeyFamily::Hmac {
+            return Err(ConfigError::invalid(
+                f,
+                format!("{a} needs an inline secret (jwks), never a remote jwks"),
+            ));
+        }
         if remote.is_none() && !keys.iter().any(|k| k.accepts(alg)) {
             return Err(ConfigError::invalid(
                 f,

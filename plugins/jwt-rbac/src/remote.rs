@@ -89,13 +89,19 @@ fn decode_lease(provider: &str, value: &[u8]) -> Option<i64> {
     parts.next()?.parse().ok()
 }
 
-/// Parses a fetched JWKS body (at least one usable key).
+/// Parses a fetched JWKS body (at least one usable key). Symmetric (`oct`) keys are dropped: a
+/// JWKS served over the network is public, so an HMAC secret in it would let anyone sign.
 pub fn parse_body(body: &[u8]) -> Option<Vec<Key>> {
     if body.len() > MAX_JWKS_BYTES {
         return None;
     }
     let value: serde_json::Value = serde_json::from_slice(body).ok()?;
-    jwk::parse_jwks(&value, "remote_jwks").ok()
+    let keys: Vec<Key> = jwk::parse_jwks(&value, "remote_jwks")
+        .ok()?
+        .into_iter()
+        .filter(|k| k.family() != crate::alg::KeyFamily::Hmac)
+        .collect();
+    (!keys.is_empty()).then_some(keys)
 }
 
 impl RemoteState {
@@ -255,5 +261,12 @@ mod tests {
         assert!(s.due(&remote, 130));
         s.in_flight = Some(1);
         assert!(!s.due(&remote, 130));
+    }
+
+    #[test]
+    fn hmac_keys_from_a_remote_jwks_are_dropped() {
+        let oct = serde_json::json!({"keys": [{"kty": "oct", "k": "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8"}]});
+        assert!(parse_body(oct.to_string().as_bytes()).is_none());
+        assert!(parse_body(b"{not json").is_none());
     }
 }

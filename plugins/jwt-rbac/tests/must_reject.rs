@@ -514,3 +514,19 @@ fn revoked_jti_and_sid() {
     );
     assert_eq!(t(json!({"jti": "j-2", "sid": "s-1"})), Ok(()));
 }
+
+#[test]
+fn hmac_with_a_remote_jwks_is_refused() {
+    let config = json!({"providers": {"p": {"algorithms": ["RS256", "HS256"],
+        "remote_jwks": {"upstream": "idp"}}}});
+    let err = Settings::from_json(config.to_string().as_bytes()).unwrap_err();
+    assert_eq!(err.field, "providers.p.algorithms[1]");
+    let config = json!({"providers": {"p": {"algorithms": ["RS256"], "jwks": jwks(&["rsa-1"]),
+        "remote_jwks": {"upstream": "idp"}}}});
+    assert_eq!(
+        Settings::from_json(config.to_string().as_bytes())
+            .unwrap_err()
+            .field,
+        "providers.p"
+    );
+}
