@@ -13,6 +13,7 @@ pub mod harness_runner;
 pub mod outcome;
 pub mod paths;
 pub mod scenario;
+pub mod two_hosts;
 pub mod upstream;
 
 pub use client::{Connection, RawRequest, RawResponse};
