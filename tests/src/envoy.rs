@@ -248,6 +248,20 @@ impl Envoy {
             .collect())
     }
 
+    /// Connections each worker's listener accepted: `(stat name, count)` per worker, from the
+    /// listener's `worker_N.downstream_cx_total` counters.
+    pub fn worker_connections(&self) -> Result<Vec<(String, u64)>> {
+        Ok(self
+            .stats()?
+            .into_iter()
+            .filter(|(k, _)| {
+                k.starts_with("listener.127.0.0.1_")
+                    && k.ends_with(".downstream_cx_total")
+                    && k.contains(".worker_")
+            })
+            .collect())
+    }
+
     /// Envoy's log so far (its log file and anything it printed).
     pub fn log(&self) -> String {
         let read =

@@ -313,7 +313,7 @@ fn every_request_gives_exactly_one_record_at_the_collector_and_chains_verify() {
         100_000,
         &access.display().to_string(),
     );
-    let seen = load(&envoy, n, 4, "all");
+    let seen = load(&envoy, n, 16, "all");
     assert_eq!(seen[0] + seen[1] + seen[2], n);
     assert!(seen[1] > 0 && seen[2] > 0, "a mix: {seen:?}");
     let delivered = wait_until(Duration::from_secs(60), || collector.distinct() >= n);
@@ -330,7 +330,20 @@ fn every_request_gives_exactly_one_record_at_the_collector_and_chains_verify() {
     assert_eq!(lines.len(), n, "no duplicates");
     let report = audit_log::chain::verify(&lines.join("\n"));
     assert!(report.ok(), "{report:?}");
-    assert_eq!(report.chains.len(), 2, "one chain per worker");
+    // One chain per worker VM that served traffic (a keep-alive connection stays on the worker
+    // that accepted it, so with few connections one worker may take them all).
+    let busy = envoy
+        .worker_connections()
+        .unwrap()
+        .iter()
+        .filter(|(_, v)| *v > 0)
+        .count();
+    assert!(busy >= 1, "no worker took a connection");
+    assert_eq!(
+        report.chains.len(),
+        busy,
+        "one chain per worker that served"
+    );
     // Content: statuses of the mix, query redacted.
     let recs: Vec<Value> = lines
         .iter()

@@ -130,16 +130,7 @@ fn both_workers_take_traffic() {
         t.join().unwrap();
     }
     assert_eq!(upstream.request_count().unwrap(), (CONNECTIONS * 4) as u64);
-    let stats = envoy.stats().unwrap();
-    let per_worker: Vec<(String, u64)> = stats
-        .iter()
-        .filter(|(k, _)| {
-            k.starts_with("listener.127.0.0.1_")
-                && k.ends_with(".downstream_cx_total")
-                && k.contains(".worker_")
-        })
-        .map(|(k, v)| (k.clone(), *v))
-        .collect();
+    let per_worker = envoy.worker_connections().unwrap();
     assert_eq!(
         per_worker.len(),
         2,

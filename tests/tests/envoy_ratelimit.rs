@@ -54,19 +54,6 @@ fn burst(envoy: &Envoy, run: &str) -> (usize, usize) {
         .fold((0, 0), |(a, b), (c, d)| (a + c, b + d))
 }
 
-fn per_worker_connections(envoy: &Envoy) -> Vec<(String, u64)> {
-    envoy
-        .stats()
-        .unwrap()
-        .into_iter()
-        .filter(|(k, _)| {
-            k.starts_with("listener.127.0.0.1_")
-                && k.ends_with(".downstream_cx_total")
-                && k.contains(".worker_")
-        })
-        .collect()
-}
-
 fn exactly_l_over_runs(limit: Value) {
     let mut rule = json!({"name": "per-run", "key": [{"header": "x-run"}]});
     rule.as_object_mut()
@@ -94,7 +81,7 @@ fn exactly_l_over_runs(limit: Value) {
         "cas retries over {RUNS} runs: {}",
         stat("wasmcustom.ratelimit.cas_retries")
     );
-    let workers = per_worker_connections(&envoy);
+    let workers = envoy.worker_connections().unwrap();
     assert_eq!(workers.len(), 2, "two workers' listener stats: {workers:?}");
     assert!(
         workers.iter().all(|(_, v)| *v > 0),
