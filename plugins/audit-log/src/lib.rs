@@ -199,19 +199,8 @@ impl Context for AuditLogRoot {
 impl RootContext for AuditLogRoot {
     fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
         let host = AuditHost;
-        let compiled = BASE
-            .plugin_configuration()
-            .map_err(|err| format!("cannot read the configuration: {err}"))
-            .and_then(|bytes| Settings::from_json(&bytes).map_err(|err| err.to_string()));
-        let settings = match compiled {
-            Ok(settings) => settings,
-            Err(message) => {
-                host.log(
-                    LogLevel::Error,
-                    &format!("audit-log: invalid configuration: {message}"),
-                );
-                return false;
-            }
+        let Some(settings) = BASE.compiled_configuration("audit-log", Settings::from_json) else {
+            return false;
         };
         let role = settings.role;
         let tick = settings.export.tick_ms;

@@ -18,7 +18,6 @@ pub mod window;
 mod stream_tests;
 
 use config::Settings;
-use gateway_core::ports::{LogLevel, LogPort};
 use gateway_core::proxy_wasm_host::ProxyWasmHost;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType};
@@ -42,23 +41,12 @@ impl Context for CircuitBreakerRoot {}
 impl RootContext for CircuitBreakerRoot {
     fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
         let host = ProxyWasmHost;
-        let compiled = host
-            .plugin_configuration()
-            .map_err(|err| format!("cannot read the configuration: {err}"))
-            .and_then(|bytes| Settings::from_json(&bytes).map_err(|err| err.to_string()));
-        match compiled {
-            Ok(settings) => {
-                self.runtime = Some(Rc::new(Runtime::new(settings, &host)));
-                true
-            }
-            Err(message) => {
-                host.log(
-                    LogLevel::Error,
-                    &format!("circuit-breaker: invalid configuration: {message}"),
-                );
-                false
-            }
-        }
+        let Some(settings) = host.compiled_configuration("circuit-breaker", Settings::from_json)
+        else {
+            return false;
+        };
+        self.runtime = Some(Rc::new(Runtime::new(settings, &host)));
+        true
     }
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {

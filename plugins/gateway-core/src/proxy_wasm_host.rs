@@ -27,6 +27,30 @@ impl ProxyWasmHost {
             .map(Option::unwrap_or_default)
             .map_err(host_error)
     }
+
+    /// Reads the plugin configuration and compiles it with `compile`. On failure it logs the one
+    /// line `<plugin>: invalid configuration: <reason>` (the reason names the field) and returns
+    /// `None`: `on_configure` then returns false and the gateway refuses the configuration.
+    pub fn compiled_configuration<T, E: std::fmt::Display>(
+        &self,
+        plugin: &str,
+        compile: impl FnOnce(&[u8]) -> Result<T, E>,
+    ) -> Option<T> {
+        let compiled = self
+            .plugin_configuration()
+            .map_err(|err| format!("cannot read the configuration: {err}"))
+            .and_then(|bytes| compile(&bytes).map_err(|err| err.to_string()));
+        match compiled {
+            Ok(config) => Some(config),
+            Err(message) => {
+                self.log(
+                    LogLevel::Error,
+                    &format!("{plugin}: invalid configuration: {message}"),
+                );
+                None
+            }
+        }
+    }
 }
 
 fn map_type(map: HeaderMapKind) -> MapType {

@@ -19,7 +19,6 @@ pub mod traceparent;
 mod stream_tests;
 
 use config::Settings;
-use gateway_core::ports::{LogLevel, LogPort};
 use gateway_core::proxy_wasm_host::ProxyWasmHost;
 use metrics::Metrics;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
@@ -45,24 +44,13 @@ impl Context for HeaderInjectionRoot {}
 impl RootContext for HeaderInjectionRoot {
     fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
         let host = ProxyWasmHost;
-        let compiled = host
-            .plugin_configuration()
-            .map_err(|err| format!("cannot read the configuration: {err}"))
-            .and_then(|bytes| Settings::from_json(&bytes).map_err(|err| err.to_string()));
-        match compiled {
-            Ok(settings) => {
-                self.settings = Some(Rc::new(settings));
-                self.metrics = Metrics::define(&host);
-                true
-            }
-            Err(message) => {
-                host.log(
-                    LogLevel::Error,
-                    &format!("header-injection: invalid configuration: {message}"),
-                );
-                false
-            }
-        }
+        let Some(settings) = host.compiled_configuration("header-injection", Settings::from_json)
+        else {
+            return false;
+        };
+        self.settings = Some(Rc::new(settings));
+        self.metrics = Metrics::define(&host);
+        true
     }
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {

@@ -269,50 +269,35 @@ impl JwtRbacRoot {
 impl RootContext for JwtRbacRoot {
     fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
         let host = ProxyWasmHost;
-        let compiled = host
-            .plugin_configuration()
-            .map_err(|err| format!("cannot read the configuration: {err}"))
-            .and_then(|bytes| Settings::from_json(&bytes).map_err(|err| err.to_string()));
-        match compiled {
-            Ok(settings) => {
-                let crypto =
-                    host_crypto::EnvoyVerifySignature::detect(settings.crypto == CryptoMode::Auto);
-                for line in host_crypto::describe(&settings, crypto.is_some()) {
-                    host.log(LogLevel::Info, &line);
-                }
-                let any_remote = settings.providers.iter().any(|p| p.remote.is_some());
-                self.shared = Some(Shared {
-                    metrics: Metrics::define(&host),
-                    cache: Rc::new(RefCell::new(TokenCache::new(settings.cache_entries))),
-                    crypto: crypto.map(|c| Rc::new(c) as Rc<dyn verify::HostCrypto>),
-                    waiting: Rc::new(RefCell::new(Vec::new())),
-                    remote: Rc::new(RefCell::new(vec![
-                        RemoteState::default();
-                        settings.providers.len()
-                    ])),
-                    settings: Some(Rc::new(settings)),
-                });
-                if any_remote {
-                    if let Err(status) =
-                        proxy_wasm::hostcalls::set_tick_period(Duration::from_secs(1))
-                    {
-                        host.log(
-                            LogLevel::Error,
-                            &format!("jwt-rbac: cannot set the tick period: {status:?}"),
-                        );
-                    }
-                    self.refresh_remote();
-                }
-                true
-            }
-            Err(message) => {
+        let Some(settings) = host.compiled_configuration("jwt-rbac", Settings::from_json) else {
+            return false;
+        };
+        let crypto = host_crypto::EnvoyVerifySignature::detect(settings.crypto == CryptoMode::Auto);
+        for line in host_crypto::describe(&settings, crypto.is_some()) {
+            host.log(LogLevel::Info, &line);
+        }
+        let any_remote = settings.providers.iter().any(|p| p.remote.is_some());
+        self.shared = Some(Shared {
+            metrics: Metrics::define(&host),
+            cache: Rc::new(RefCell::new(TokenCache::new(settings.cache_entries))),
+            crypto: crypto.map(|c| Rc::new(c) as Rc<dyn verify::HostCrypto>),
+            waiting: Rc::new(RefCell::new(Vec::new())),
+            remote: Rc::new(RefCell::new(vec![
+                RemoteState::default();
+                settings.providers.len()
+            ])),
+            settings: Some(Rc::new(settings)),
+        });
+        if any_remote {
+            if let Err(status) = proxy_wasm::hostcalls::set_tick_period(Duration::from_secs(1)) {
                 host.log(
                     LogLevel::Error,
-                    &format!("jwt-rbac: invalid configuration: {message}"),
+                    &format!("jwt-rbac: cannot set the tick period: {status:?}"),
                 );
-                false
             }
+            self.refresh_remote();
         }
+        true
     }
 
     fn on_tick(&mut self) {

@@ -47,32 +47,22 @@ impl Context for RateLimitRoot {}
 impl RootContext for RateLimitRoot {
     fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
         let host = ProxyWasmHost;
-        let compiled = host
-            .plugin_configuration()
-            .map_err(|err| format!("cannot read the configuration: {err}"))
-            .and_then(|bytes| Settings::from_json(&bytes).map_err(|err| err.to_string()));
-        match compiled {
-            Ok(settings) => {
-                let runtime = Runtime::new(settings, &host);
-                if runtime.settings.shared.prefill && !runtime.settings.rules.is_empty() {
-                    if let Err(err) = runtime.limiter.table.prefill(&host) {
-                        host.log(
-                            LogLevel::Warn,
-                            &format!("ratelimit-shared-data: cannot pre-create slots: {err}"),
-                        );
-                    }
-                }
-                self.runtime = Some(Rc::new(runtime));
-                true
-            }
-            Err(message) => {
+        let Some(settings) =
+            host.compiled_configuration("ratelimit-shared-data", Settings::from_json)
+        else {
+            return false;
+        };
+        let runtime = Runtime::new(settings, &host);
+        if runtime.settings.shared.prefill && !runtime.settings.rules.is_empty() {
+            if let Err(err) = runtime.limiter.table.prefill(&host) {
                 host.log(
-                    LogLevel::Error,
-                    &format!("ratelimit-shared-data: invalid configuration: {message}"),
+                    LogLevel::Warn,
+                    &format!("ratelimit-shared-data: cannot pre-create slots: {err}"),
                 );
-                false
             }
         }
+        self.runtime = Some(Rc::new(runtime));
+        true
     }
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
