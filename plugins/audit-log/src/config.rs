@@ -35,6 +35,7 @@ pub const ALL_FIELDS: &[&str] = &[
 
 /// The plugin configuration as written by the operator.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// What this VM does: `worker` (writes records; the default), `exporter` (the Envoy singleton
@@ -69,6 +70,7 @@ pub struct Config {
 /// redacted; a body that is not complete JSON within `max_bytes` is described (size, truncated)
 /// but its content is left out, so a secret in an unknown format never reaches the record.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct BodiesConfig {
     /// Capture request bodies.
@@ -128,6 +130,7 @@ impl Default for Config {
 
 /// What a VM does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// HTTP filter: builds records; hands them to the shared queue when `export.enabled`.
@@ -141,6 +144,7 @@ pub enum Role {
 
 /// Names of the headers the record reads. Defaults: the suite's shared names.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct HeaderNames {
     /// Request id (Envoy sets `x-request-id`).
@@ -187,6 +191,7 @@ impl Default for HeaderNames {
 
 /// Sinks written by every request-handling VM.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct SinksConfig {
     /// One line `audit-log: {json}` per record at info level.
@@ -206,6 +211,7 @@ impl Default for SinksConfig {
 
 /// Export to an HTTP collector.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct ExportConfig {
     /// Off by default.
@@ -244,6 +250,7 @@ pub struct ExportConfig {
 
 /// Body format of an export call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ExportFormat {
     /// `application/x-ndjson`: the record lines as written.

@@ -16,6 +16,7 @@ use std::collections::{BTreeMap, HashMap};
 
 /// The plugin configuration as written by the operator.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// What names a breaker: the upstream cluster (default), the route, a header, a property.
@@ -47,6 +48,7 @@ impl Default for Config {
 
 /// Where the key comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum KeySource {
     /// Property `xds.cluster_name` (Envoy).
@@ -64,6 +66,7 @@ pub enum KeySource {
 
 /// `key`: what names a breaker.
 #[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct KeyConfig {
     /// `cluster`, `route`, `header`, `property` or `fixed`.
@@ -80,6 +83,7 @@ pub struct KeyConfig {
 
 /// One breaker's settings (the shape of `defaults` and of each `breakers` entry).
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct BreakerConfig {
     /// What counts as a failure.
@@ -117,6 +121,7 @@ impl Default for BreakerConfig {
 
 /// `failure`: what counts as a failure.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct FailureConfig {
     /// Response statuses that are failures. A 4xx is a failure only if listed here.
@@ -143,6 +148,7 @@ impl Default for FailureConfig {
 
 /// Count or time window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum WindowType {
     /// The last `requests` outcomes.
@@ -154,6 +160,7 @@ pub enum WindowType {
 
 /// `window`.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct WindowConfig {
     /// `count` or `time`.
@@ -177,6 +184,7 @@ impl Default for WindowConfig {
 
 /// `open`: open duration and its backoff.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct OpenConfig {
     /// First open duration.
@@ -199,6 +207,7 @@ impl Default for OpenConfig {
 
 /// `half_open`.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct HalfOpenConfig {
     /// P: probes admitted per half-open period, across all workers.
@@ -221,6 +230,7 @@ impl Default for HalfOpenConfig {
 
 /// How an open breaker answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum OpenMode {
     /// A local reply: `status`, JSON `body`, `retry-after`.
@@ -233,6 +243,7 @@ pub enum OpenMode {
 
 /// `on_open`.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct OnOpenConfig {
     /// `reply` or `fallback`.
@@ -261,6 +272,7 @@ impl Default for OnOpenConfig {
 
 /// `on_open.fallback_header`.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct FallbackHeader {
     /// Header name.

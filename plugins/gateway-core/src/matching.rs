@@ -16,6 +16,7 @@ use serde::Deserialize;
 
 /// `match` as written in config.
 #[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RequestMatchConfig {
     /// Path condition; absent matches every path.
@@ -28,6 +29,7 @@ pub struct RequestMatchConfig {
 
 /// `match.path` as written in config: exactly one of the three.
 #[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PathMatchConfig {
     /// The path equals this.

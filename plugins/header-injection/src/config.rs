@@ -17,6 +17,7 @@ use serde::Deserialize;
 
 /// The plugin configuration as written by the operator.
 #[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// Rules applied to request headers, in order, before the request goes upstream.
@@ -37,6 +38,7 @@ pub struct Config {
 
 /// `anti_spoofing`: headers a client must never be able to send.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct AntiSpoofingConfig {
     /// Turn the removal on or off. Default `true`.

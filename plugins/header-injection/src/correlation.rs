@@ -6,6 +6,7 @@ use serde::Deserialize;
 
 /// `correlation_id` as written in config.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct CorrelationConfig {
     /// Turn the feature on or off. Default `true`.

@@ -15,6 +15,7 @@ use serde::Deserialize;
 
 /// `cors` as written in config.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CorsConfig {
     /// Origins allowed: exact (`https://app.example.com`), a subdomain pattern

@@ -37,6 +37,7 @@ pub fn hex(bytes: &[u8]) -> String {
 
 /// How a `time` value is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum TimeFormat {
     /// `2025-11-24T19:16:00.123Z` (RFC 3339, UTC, milliseconds).

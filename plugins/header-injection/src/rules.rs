@@ -13,6 +13,7 @@ use serde::Deserialize;
 
 /// What a rule does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ActionKind {
     /// Replace every line of `name` with `value`.
@@ -29,6 +30,7 @@ pub enum ActionKind {
 
 /// A rule as written in config.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RuleConfig {
     /// `set`, `append`, `remove`, `rename` or `set_if_absent`.
@@ -48,6 +50,7 @@ pub struct RuleConfig {
 
 /// A value source as written in config: an object with exactly one key.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum ValueConfig {
     /// A fixed string.
@@ -64,6 +67,7 @@ pub enum ValueConfig {
 
 /// Host properties a rule may read (string-valued on Envoy).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum Property {
     /// Client address and port.
     #[serde(rename = "source.address")]
@@ -97,6 +101,7 @@ impl Property {
 
 /// Generated values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Generator {
     /// A random UUID v4.

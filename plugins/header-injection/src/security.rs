@@ -21,6 +21,7 @@ pub const DEFAULT_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
 /// `security_headers` as written in config. For each header: absent = default value,
 /// a string = that value, `null` = do not add it.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct SecurityHeadersConfig {
     /// Add security headers at all. Default `true`.
@@ -29,18 +30,23 @@ pub struct SecurityHeadersConfig {
     pub override_upstream: bool,
     /// `strict-transport-security`. Default `max-age=31536000; includeSubDomains`.
     #[serde(deserialize_with = "nullable")]
+    #[cfg_attr(feature = "schema", schemars(extend("default" = DEFAULT_HSTS)))]
     pub strict_transport_security: Option<Option<String>>,
     /// `x-content-type-options`. Default `nosniff`.
     #[serde(deserialize_with = "nullable")]
+    #[cfg_attr(feature = "schema", schemars(extend("default" = DEFAULT_CONTENT_TYPE_OPTIONS)))]
     pub x_content_type_options: Option<Option<String>>,
     /// `x-frame-options`. Default `DENY`.
     #[serde(deserialize_with = "nullable")]
+    #[cfg_attr(feature = "schema", schemars(extend("default" = DEFAULT_FRAME_OPTIONS)))]
     pub x_frame_options: Option<Option<String>>,
     /// `referrer-policy`. Default `strict-origin-when-cross-origin`.
     #[serde(deserialize_with = "nullable")]
+    #[cfg_attr(feature = "schema", schemars(extend("default" = DEFAULT_REFERRER_POLICY)))]
     pub referrer_policy: Option<Option<String>>,
     /// `content-security-policy`. Default `default-src 'none'; frame-ancestors 'none'`.
     #[serde(deserialize_with = "nullable")]
+    #[cfg_attr(feature = "schema", schemars(extend("default" = DEFAULT_CSP)))]
     pub content_security_policy: Option<Option<String>>,
     /// More headers to add, by name. Default none.
     pub extra: std::collections::BTreeMap<String, String>,

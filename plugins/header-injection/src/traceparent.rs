@@ -11,6 +11,7 @@ use serde::Deserialize;
 
 /// `traceparent` as written in config.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct TraceparentConfig {
     /// Turn trace-context handling on or off. Default `true`.

@@ -11,6 +11,7 @@ use subtle::ConstantTimeEq;
 
 /// `providers.<name>.api_keys` as written.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ApiKeysConfig {
     /// Header carrying the key. Default `x-api-key`.
@@ -26,6 +27,7 @@ fn default_header() -> String {
 
 /// One key.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ApiKeyConfig {
     /// Identifier injected as `x-api-key-id` (never the key itself).

@@ -25,6 +25,7 @@ pub const DEFAULT_CACHE_ENTRIES: usize = 1024;
 
 /// The plugin configuration as written by the operator.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// Token issuers, by name.
@@ -59,6 +60,7 @@ fn default_realm() -> String {
 
 /// `no_rule`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum NoRule {
     /// 403 `no_rule`.
@@ -70,6 +72,7 @@ pub enum NoRule {
 
 /// `crypto`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum CryptoMode {
     /// Envoy's `verify_signature` for RS*/ES* when the host has it, pure Rust otherwise.
@@ -81,6 +84,7 @@ pub enum CryptoMode {
 
 /// One provider.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ProviderConfig {
     /// Required `iss`. Absent: not checked.
@@ -152,6 +156,7 @@ fn default_roles_claim() -> String {
 
 /// `providers.<name>.remote_jwks`.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RemoteJwksConfig {
     /// Envoy cluster name, or Kong `host:port`. Required.
@@ -199,6 +204,7 @@ fn default_timeout() -> u64 {
 
 /// One token source.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum TokenSourceConfig {
     /// A request header, with a prefix (`{"header": {"name": "authorization", "prefix": "Bearer "}}`).
@@ -211,6 +217,7 @@ pub enum TokenSourceConfig {
 
 /// `from[].header`.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct HeaderSourceConfig {
     /// Header name.
@@ -222,6 +229,7 @@ pub struct HeaderSourceConfig {
 
 /// One rule.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RuleConfig {
     /// Path and methods (gateway-core `match`). Absent: every request.
@@ -239,6 +247,7 @@ pub struct RuleConfig {
 
 /// `rules[].requires`.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum RequirementConfig {
     /// No authentication; any token is ignored (`"anonymous"`).
@@ -255,6 +264,7 @@ pub enum RequirementConfig {
 
 /// `rules[].roles` / `rules[].scopes`.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ClaimCheckConfig {
     /// At least one of these.
@@ -265,6 +275,7 @@ pub enum ClaimCheckConfig {
 
 /// `identity`: headers injected for a verified caller.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct IdentityConfig {
     /// Claims copied to headers (nested `a.b`; arrays joined with `,`). Default: `sub` to
@@ -314,6 +325,7 @@ impl Default for IdentityConfig {
 
 /// `identity.claims[]`.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ClaimHeaderConfig {
     /// Claim path, dotted (`realm_access.roles`).
@@ -324,6 +336,7 @@ pub struct ClaimHeaderConfig {
 
 /// `cache`.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct CacheConfig {
     /// Most verified tokens kept per VM; 0 disables the cache. Default 1024.

@@ -16,6 +16,7 @@ pub const MAX_SLOTS: u32 = 1 << 22;
 
 /// The root object.
 #[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ConfigFile {
     /// Rate-limit rules; every matching rule is checked, the most restrictive answer wins.
@@ -50,6 +51,7 @@ fn default_api_key_header() -> String {
 
 /// One rule.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RuleConfig {
     /// Name, shown in `RateLimit-Policy`, logs and the 429 body; unique.
@@ -70,6 +72,7 @@ pub struct RuleConfig {
 
 /// `rules[].match`.
 #[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RuleMatchConfig {
     /// `exact`, `prefix` or `regex` (whole path, query excluded).
@@ -85,6 +88,7 @@ pub struct RuleMatchConfig {
 
 /// `rules[].match.headers[]`: `present` or `equals`.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct HeaderConditionConfig {
     /// Header name.
@@ -99,6 +103,7 @@ pub struct HeaderConditionConfig {
 
 /// `rules[].key[]`: a name (`"client_ip"`) or an object (`{"header": "x-user-id"}`).
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(untagged)]
 pub enum KeyPartConfig {
     /// `client_ip`, `path`, `method`, `route`, `cluster`, `api_key`.
@@ -109,6 +114,7 @@ pub enum KeyPartConfig {
 
 /// The object forms of a key part.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct KeyPartObject {
     /// A request header's value.
@@ -124,6 +130,7 @@ pub struct KeyPartObject {
 
 /// `rules[].token_bucket`.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct TokenBucketConfig {
     /// Tokens when full: the largest burst.
@@ -137,6 +144,7 @@ pub struct TokenBucketConfig {
 
 /// `rules[].window`.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct WindowConfig {
     /// Requests per window.
@@ -147,6 +155,7 @@ pub struct WindowConfig {
 
 /// `exemptions`.
 #[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ExemptionsConfig {
     /// Client networks never limited (`10.0.0.0/8`, `::1/128`, a bare address).
@@ -159,6 +168,7 @@ pub struct ExemptionsConfig {
 
 /// `exemptions.headers[]`: exempt when the value, or one comma-separated item of it, is listed.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ExemptHeaderConfig {
     /// Header name, e.g. `x-user-roles`.
@@ -169,6 +179,7 @@ pub struct ExemptHeaderConfig {
 
 /// `client_ip`.
 #[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ClientIpConfig {
     /// Take the client IP from this header's last (rightmost) comma-separated item, the one the
@@ -179,6 +190,7 @@ pub struct ClientIpConfig {
 
 /// `deny`.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct DenyConfig {
     /// Status of the refusal.
@@ -208,6 +220,7 @@ fn default_message() -> String {
 
 /// `headers`.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct HeadersConfig {
     /// `RateLimit-Policy` and `RateLimit` (IETF draft).
@@ -241,6 +254,7 @@ fn yes() -> bool {
 
 /// What to do when the answer cannot be known.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Fallback {
     /// Admit the request (counted).
@@ -251,6 +265,7 @@ pub enum Fallback {
 
 /// `shared_data.failure_mode`: when the host store errors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum FailureMode {
     /// Admit.
@@ -261,6 +276,7 @@ pub enum FailureMode {
 
 /// `shared_data`.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SharedDataConfig {
     /// Slots in the table: the most distinct keys remembered at once, and the memory bound.
