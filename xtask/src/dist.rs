@@ -1,7 +1,8 @@
-//! `cargo xtask dist`: every plugin built for wasm32-wasip1 into `dist/`, with `SHA256SUMS`.
+//! `cargo xtask dist`: every plugin built for wasm32-wasip1 into `dist/`, with `SHA256SUMS`, the
+//! config schemas (`dist/schemas/`) and Kong's filter metadata (`dist/<plugin>.meta.json`).
 
 use std::fmt::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use sha2::{Digest, Sha256};
@@ -65,5 +66,29 @@ pub fn run() -> Result<Vec<PathBuf>> {
     std::fs::write(&sums_path, sums)
         .with_context(|| format!("cannot write {}", sums_path.display()))?;
     println!("dist/SHA256SUMS (check with: cd dist && sha256sum -c SHA256SUMS)");
+    write_schemas(&dist)?;
     Ok(written)
+}
+
+/// Writes `dist/schemas/<plugin>.schema.json` and Kong's `dist/<plugin>.meta.json` (next to the
+/// `.wasm`, where Kong looks for it) with the `config-schemas` generator, which reads the
+/// plugins' config types; stale ones go first.
+fn write_schemas(dist: &Path) -> Result<()> {
+    let schemas = dist.join("schemas");
+    if schemas.is_dir() {
+        std::fs::remove_dir_all(&schemas)
+            .with_context(|| format!("cannot remove {}", schemas.display()))?;
+    }
+    for entry in std::fs::read_dir(dist)?.flatten() {
+        let path = entry.path();
+        if path.to_string_lossy().ends_with(".meta.json") {
+            std::fs::remove_file(&path)
+                .with_context(|| format!("cannot remove {}", path.display()))?;
+        }
+    }
+    exec::run(
+        exec::cargo()
+            .args(["run", "--quiet", "-p", "config-schemas", "--"])
+            .arg(dist),
+    )
 }
