@@ -1,14 +1,42 @@
-//! RSASSA-PKCS1-v1_5 verification with Montgomery arithmetic on 32-bit limbs.
+//! RSA signature verification (RSASSA-PKCS1-v1_5 and RSASSA-PSS) with Montgomery arithmetic on
+//! 32-bit limbs, straight from the JWK's `n` and `e` bytes: no general bignum crate.
 //!
 //! Only public values are involved (signature, modulus, public exponent), so nothing here needs
 //! to be constant-time. 32-bit limbs with 64-bit products are what wasm32 multiplies natively;
-//! this is several times faster in V8 than the general bignum code of the `rsa` crate, which the
+//! the multiplication (CIOS: multiply and reduce interleaved, one limb of `a` at a time) works in
+//! buffers allocated once per signature, not once per product.
 //! PSS decoding is RFC 8017 section 9.1.2 with the salt as long as the hash (RFC 7518). Checked
 //! against the `rsa` crate in the tests (every RS* and PS* algorithm, forged and malformed
 //! signatures, random inputs to the public operation).
 
-use rsa::traits::PublicKeyParts;
-use rsa::BigUint;
+/// Largest modulus accepted, in bits (as the `rsa` crate and BoringSSL's default).
+pub const MAX_BITS: usize = 4096;
+/// Smallest public exponent accepted.
+pub const MIN_EXPONENT: u64 = 2;
+/// Largest public exponent accepted (`2^33 - 1`, as the `rsa` crate).
+pub const MAX_EXPONENT: u64 = (1 << 33) - 1;
+
+/// Why a JWK's `n`/`e` cannot be a verifying key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyError {
+    /// The modulus is even or zero.
+    InvalidModulus,
+    /// The modulus is longer than [`MAX_BITS`].
+    ModulusTooLarge,
+    /// The exponent is outside `MIN_EXPONENT..=MAX_EXPONENT` or not below the modulus.
+    InvalidExponent,
+}
+
+impl KeyError {
+    /// A short lowercase description.
+    pub fn message(self) -> &'static str {
+        match self {
+            Self::InvalidModulus => "invalid modulus",
+            Self::ModulusTooLarge => "modulus too large",
+            Self::InvalidExponent => "invalid exponent",
+        }
+    }
+}
 
 /// A public key prepared for Montgomery exponentiation.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,7 +89,8 @@ fn less(a: &[u32], b: &[u32]) -> bool {
     false
 }
 
-fn sub_in_place(a: &mut [u32], b: &[u32]) {
+/// `a -= b`; returns the borrow out.
+fn sub_in_place(a: &mut [u32], b: &[u32]) -> bool {
     let mut borrow = 0u64;
     for (x, y) in a.iter_mut().zip(b) {
         let d = u64::from(*x)
@@ -70,45 +99,103 @@ fn sub_in_place(a: &mut [u32], b: &[u32]) {
         *x = d as u32;
         borrow = (d >> 63) & 1;
     }
+    borrow != 0
+}
+
+/// `a = 2a mod n` for `a < n`.
+fn double_mod(a: &mut [u32], n: &[u32]) {
+    let mut carry = 0u32;
+    for x in a.iter_mut() {
+        let top = *x >> 31;
+        *x = (*x << 1) | carry;
+        carry = top;
+    }
+    if carry != 0 || !less(a, n) {
+        sub_in_place(a, n);
+    }
+}
+
+/// The big-endian bytes without their leading zeros.
+fn trim(bytes: &[u8]) -> &[u8] {
+    let start = bytes.iter().position(|b| *b != 0).unwrap_or(bytes.len());
+    &bytes[start..]
 }
 
 impl FastRsa {
-    /// Prepares `key`; `None` for an even modulus or an exponent over 64 bits.
-    pub fn new(key: &rsa::RsaPublicKey) -> Option<Self> {
-        let n_bytes = key.n().to_bytes_be();
-        let e_bytes = key.e().to_bytes_be();
-        if e_bytes.len() > 8 || n_bytes.last().is_none_or(|b| b & 1 == 0) {
-            return None;
+    /// Prepares the key of big-endian modulus `n` and exponent `e` (leading zeros allowed).
+    /// Refuses what the `rsa` crate refuses: an even modulus, more than [`MAX_BITS`], an
+    /// exponent outside `2..=2^33-1` or not below the modulus.
+    pub fn new(n: &[u8], e: &[u8]) -> Result<Self, KeyError> {
+        let n_bytes = trim(n);
+        let e_bytes = trim(e);
+        let Some(&first) = n_bytes.first() else {
+            return Err(KeyError::InvalidModulus);
+        };
+        let bits = n_bytes.len() * 8 - first.leading_zeros() as usize;
+        if bits > MAX_BITS {
+            return Err(KeyError::ModulusTooLarge);
+        }
+        if n_bytes.last().is_none_or(|b| b & 1 == 0) {
+            return Err(KeyError::InvalidModulus);
+        }
+        if e_bytes.len() > 8 {
+            return Err(KeyError::InvalidExponent);
         }
         let e = e_bytes
             .iter()
             .fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
+        // e < n holds for any modulus over 64 bits; smaller ones are refused later anyway.
+        let e_below_n = bits > 64
+            || u128::from(e)
+                < n_bytes
+                    .iter()
+                    .fold(0u128, |acc, b| (acc << 8) | u128::from(*b));
+        if !(MIN_EXPONENT..=MAX_EXPONENT).contains(&e) || !e_below_n {
+            return Err(KeyError::InvalidExponent);
+        }
         let count = n_bytes.len().div_ceil(4);
-        let n = limbs(&n_bytes, count);
-        let n0 = *n.first()?;
+        let n = limbs(n_bytes, count);
+        let n0 = *n.first().ok_or(KeyError::InvalidModulus)?;
+        if count == 1 && n0 == 1 {
+            return Err(KeyError::InvalidModulus);
+        }
         let mut inv: u32 = 1;
         for _ in 0..5 {
             inv = inv.wrapping_mul(2u32.wrapping_sub(n0.wrapping_mul(inv)));
         }
-        let r2 = (BigUint::from(1u32) << (64 * count)) % key.n();
-        Some(Self {
+        // R^2 mod n by doubling 1 (2 * 32 * count times): once per key, at configuration.
+        let mut r2 = vec![0u32; count];
+        if let Some(low) = r2.first_mut() {
+            *low = 1;
+        }
+        for _ in 0..64 * count {
+            double_mod(&mut r2, &n);
+        }
+        Ok(Self {
             n0inv: inv.wrapping_neg(),
-            r2: limbs(&r2.to_bytes_be(), count),
+            r2,
             n,
             e,
-            size: key.size(),
-            bits: n_bytes.len() * 8 - n_bytes.first().map_or(8, |b| b.leading_zeros() as usize),
+            size: n_bytes.len(),
+            bits,
         })
     }
 
-    /// `a * b / R mod n`.
-    fn mont_mul(&self, a: &[u32], b: &[u32]) -> Vec<u32> {
+    /// Modulus size in bits.
+    pub fn bits(&self) -> usize {
+        self.bits
+    }
+
+    /// `out = a * b / R mod n`; `t` is scratch of `k + 2` limbs.
+    fn mont_mul(&self, out: &mut [u32], a: &[u32], b: &[u32], t: &mut [u32]) {
         let k = self.n.len();
-        let mut t = vec![0u32; k + 2];
+        t.fill(0);
+        let n0 = self.n[0];
         for &ai in a.iter().take(k) {
             let ai = u64::from(ai);
+            // t += ai * b
             let mut c = 0u64;
-            for (tj, bj) in t.iter_mut().zip(b).take(k) {
+            for (tj, bj) in t[..k].iter_mut().zip(&b[..k]) {
                 let s = u64::from(*tj) + ai * u64::from(*bj) + c;
                 *tj = s as u32;
                 c = s >> 32;
@@ -116,8 +203,9 @@ impl FastRsa {
             let s = u64::from(t[k]) + c;
             t[k] = s as u32;
             t[k + 1] = (s >> 32) as u32;
+            // t = (t + m * n) / 2^32
             let m = u64::from(t[0].wrapping_mul(self.n0inv));
-            let s = u64::from(t[0]) + m * u64::from(self.n[0]);
+            let s = u64::from(t[0]) + m * u64::from(n0);
             let mut c = s >> 32;
             for j in 1..k {
                 let s = u64::from(t[j]) + m * u64::from(self.n[j]) + c;
@@ -127,13 +215,11 @@ impl FastRsa {
             let s = u64::from(t[k]) + c;
             t[k - 1] = s as u32;
             t[k] = t[k + 1] + (s >> 32) as u32;
-            t[k + 1] = 0;
         }
-        let mut out: Vec<u32> = t[..k].to_vec();
-        if t[k] != 0 || !less(&out, &self.n) {
-            sub_in_place(&mut out, &self.n);
+        out.copy_from_slice(&t[..k]);
+        if t[k] != 0 || !less(out, &self.n) {
+            sub_in_place(out, &self.n);
         }
-        out
     }
 
     /// `s^e mod n` as big-endian bytes of the modulus size; `None` if `s >= n`.
@@ -146,20 +232,28 @@ impl FastRsa {
         if !less(&s, &self.n) {
             return None;
         }
-        let base = self.mont_mul(&s, &self.r2);
-        let mut acc = base.clone();
+        // One allocation for every buffer: base, acc, tmp (k each) and the scratch (k + 2).
+        let mut buffers = vec![0u32; 4 * k + 2];
+        let (base, rest) = buffers.split_at_mut(k);
+        let (acc, rest) = rest.split_at_mut(k);
+        let (tmp, t) = rest.split_at_mut(k);
+        self.mont_mul(base, &s, &self.r2, t);
+        acc.copy_from_slice(base);
         let bits = 64 - self.e.leading_zeros();
         for bit in (0..bits.saturating_sub(1)).rev() {
-            acc = self.mont_mul(&acc, &acc);
+            self.mont_mul(tmp, acc, acc, t);
             if (self.e >> bit) & 1 == 1 {
-                acc = self.mont_mul(&acc, &base);
+                self.mont_mul(acc, tmp, base, t);
+            } else {
+                acc.copy_from_slice(tmp);
             }
         }
-        let mut one = vec![0u32; k];
-        one[0] = 1;
-        let m = self.mont_mul(&acc, &one);
+        // Out of Montgomery form: multiply by 1.
+        tmp.fill(0);
+        tmp[0] = 1;
+        self.mont_mul(base, acc, tmp, t);
         let mut out = Vec::with_capacity(k * 4);
-        for limb in m.iter().rev() {
+        for limb in base.iter().rev() {
             out.extend_from_slice(&limb.to_be_bytes());
         }
         Some(out.split_off(out.len() - self.size))
@@ -256,5 +350,43 @@ impl FastRsa {
         }
         let salt = &db[ps_len + 1..];
         hash(h_len, &[&[0u8; 8], digest, salt]) == h
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_refusals() {
+        let n2048 = [&[0xc5u8][..], &[0x11; 254], &[0x01]].concat();
+        assert!(FastRsa::new(&n2048, &[1, 0, 1]).is_ok());
+        let with_zeros = [&[0u8, 0][..], &n2048].concat();
+        let key = FastRsa::new(&with_zeros, &[0, 1, 0, 1]).unwrap();
+        assert_eq!(key.bits(), 2048);
+        assert_eq!(key.size, 256);
+        let even = [&n2048[..255], &[0x02]].concat();
+        assert_eq!(FastRsa::new(&even, &[3]), Err(KeyError::InvalidModulus));
+        assert_eq!(FastRsa::new(&[0, 0], &[3]), Err(KeyError::InvalidModulus));
+        assert_eq!(
+            FastRsa::new(&[0xff; 513], &[3]),
+            Err(KeyError::ModulusTooLarge)
+        );
+        for e in [&[1u8][..], &[0], &[2, 0, 0, 0, 0], &[1; 9]] {
+            assert_eq!(FastRsa::new(&n2048, e), Err(KeyError::InvalidExponent));
+        }
+        assert!(FastRsa::new(&n2048, &[1, 0xff, 0xff, 0xff, 0xff]).is_ok());
+        assert_eq!(
+            FastRsa::new(&[0x0b], &[0x0d]),
+            Err(KeyError::InvalidExponent)
+        );
+    }
+
+    #[test]
+    fn small_modulus_arithmetic() {
+        // n = 3233 = 61 * 53, e = 17: 65^17 mod 3233 = 2790 (the textbook example).
+        let key = FastRsa::new(&[0x0c, 0xa1], &[17]).unwrap();
+        assert_eq!(key.public_op(&[0x00, 65]), Some(vec![0x0a, 0xe6]));
+        assert_eq!(key.public_op(&[0x0c, 0xa1]), None, "s = n");
     }
 }

@@ -22,11 +22,8 @@ pub const MIN_HMAC_BYTES: usize = 32;
 pub enum KeyMaterial {
     /// HMAC secret.
     Hmac(Vec<u8>),
-    /// RSA public key, and its Montgomery form for PKCS#1 v1.5.
-    Rsa(
-        Box<rsa::RsaPublicKey>,
-        Option<Box<crate::fast_rsa::FastRsa>>,
-    ),
+    /// RSA public key, ready for Montgomery exponentiation.
+    Rsa(Box<crate::fast_rsa::FastRsa>),
     /// P-256 public key.
     P256(Box<p256::ecdsa::VerifyingKey>),
     /// P-384 public key.
@@ -141,12 +138,10 @@ fn parse_jwk(jwk: &Value, field: &str) -> Result<Key, ConfigError> {
         "RSA" => {
             let n = bytes(jwk, "n", field)?;
             let e = bytes(jwk, "e", field)?;
-            let key = rsa::RsaPublicKey::new(
-                rsa::BigUint::from_bytes_be(&n),
-                rsa::BigUint::from_bytes_be(&e),
-            )
-            .map_err(|err| ConfigError::invalid(field, format!("invalid rsa key: {err}")))?;
-            let bits = rsa::traits::PublicKeyParts::size(&key) * 8;
+            let key = crate::fast_rsa::FastRsa::new(&n, &e).map_err(|err| {
+                ConfigError::invalid(field, format!("invalid rsa key: {}", err.message()))
+            })?;
+            let bits = key.bits().div_ceil(8) * 8;
             if bits < MIN_RSA_BITS {
                 return Err(ConfigError::invalid(
                     format!("{field}.n"),
@@ -154,8 +149,7 @@ fn parse_jwk(jwk: &Value, field: &str) -> Result<Key, ConfigError> {
                 ));
             }
             let der = crate::der::rsa_spki(&n, &e);
-            let fast = crate::fast_rsa::FastRsa::new(&key).map(Box::new);
-            (KeyMaterial::Rsa(Box::new(key), fast), der)
+            (KeyMaterial::Rsa(Box::new(key)), der)
         }
         "EC" => {
             let crv = optional_str(jwk, "crv", field)?.unwrap_or_default();

@@ -1,6 +1,6 @@
 //! Signature verification: the key picks the verifier, the host may do the arithmetic.
 //!
-//! Pure Rust (RustCrypto `rsa`, `p256`, `p384` with feature `es384`, `hmac`; `ed25519-compact`) everywhere; where the
+//! Pure Rust ([`crate::fast_rsa`], RustCrypto `p256`, `p384` with feature `es384`, `hmac`; `ed25519-compact`) everywhere; where the
 //! host offers crypto ([`HostCrypto`], Envoy's `verify_signature` foreign function), RS* and
 //! ES256/ES384 go there instead. ECDSA signatures with `r == 0` or `s == 0` are refused before
 //! any arithmetic (CVE-2022-21449).
@@ -90,54 +90,12 @@ pub fn verify_pure(alg: Alg, key: &Key, input: &[u8], signature: &[u8]) -> bool 
         (KeyMaterial::Hmac(secret), Alg::HS256) => hmac_check!(Sha256, secret, input, signature),
         (KeyMaterial::Hmac(secret), Alg::HS384) => hmac_check!(Sha384, secret, input, signature),
         (KeyMaterial::Hmac(secret), Alg::HS512) => hmac_check!(Sha512, secret, input, signature),
-        (KeyMaterial::Rsa(_, Some(fast)), Alg::RS256) => {
-            fast.verify_pkcs1(&Sha256::digest(input), signature)
-        }
-        (KeyMaterial::Rsa(_, Some(fast)), Alg::RS384) => {
-            fast.verify_pkcs1(&Sha384::digest(input), signature)
-        }
-        (KeyMaterial::Rsa(_, Some(fast)), Alg::RS512) => {
-            fast.verify_pkcs1(&Sha512::digest(input), signature)
-        }
-        (KeyMaterial::Rsa(_, Some(fast)), Alg::PS256) => {
-            fast.verify_pss(&Sha256::digest(input), signature)
-        }
-        (KeyMaterial::Rsa(_, Some(fast)), Alg::PS384) => {
-            fast.verify_pss(&Sha384::digest(input), signature)
-        }
-        (KeyMaterial::Rsa(_, Some(fast)), Alg::PS512) => {
-            fast.verify_pss(&Sha512::digest(input), signature)
-        }
-        (KeyMaterial::Rsa(rsa_key, _), _) => {
-            let result = match alg {
-                Alg::RS256 => rsa_key.verify(
-                    rsa::Pkcs1v15Sign::new::<Sha256>(),
-                    &Sha256::digest(input),
-                    signature,
-                ),
-                Alg::RS384 => rsa_key.verify(
-                    rsa::Pkcs1v15Sign::new::<Sha384>(),
-                    &Sha384::digest(input),
-                    signature,
-                ),
-                Alg::RS512 => rsa_key.verify(
-                    rsa::Pkcs1v15Sign::new::<Sha512>(),
-                    &Sha512::digest(input),
-                    signature,
-                ),
-                Alg::PS256 => {
-                    rsa_key.verify(rsa::Pss::new::<Sha256>(), &Sha256::digest(input), signature)
-                }
-                Alg::PS384 => {
-                    rsa_key.verify(rsa::Pss::new::<Sha384>(), &Sha384::digest(input), signature)
-                }
-                Alg::PS512 => {
-                    rsa_key.verify(rsa::Pss::new::<Sha512>(), &Sha512::digest(input), signature)
-                }
-                _ => return false,
-            };
-            result.is_ok()
-        }
+        (KeyMaterial::Rsa(key), Alg::RS256) => key.verify_pkcs1(&Sha256::digest(input), signature),
+        (KeyMaterial::Rsa(key), Alg::RS384) => key.verify_pkcs1(&Sha384::digest(input), signature),
+        (KeyMaterial::Rsa(key), Alg::RS512) => key.verify_pkcs1(&Sha512::digest(input), signature),
+        (KeyMaterial::Rsa(key), Alg::PS256) => key.verify_pss(&Sha256::digest(input), signature),
+        (KeyMaterial::Rsa(key), Alg::PS384) => key.verify_pss(&Sha384::digest(input), signature),
+        (KeyMaterial::Rsa(key), Alg::PS512) => key.verify_pss(&Sha512::digest(input), signature),
         (KeyMaterial::P256(vk), Alg::ES256) => p256::ecdsa::Signature::from_slice(signature)
             .is_ok_and(|sig| vk.verify(input, &sig).is_ok()),
         #[cfg(feature = "es384")]
