@@ -1,7 +1,8 @@
 //! `cargo xtask <command>`: the commands the README names, runnable the same way by developers
 //! and CI.
 //!
-//! - `dist`: build every plugin for `wasm32-wasip1` into `dist/<plugin>.wasm` + `dist/SHA256SUMS`.
+//! - `dist [--oci]`: build every plugin for `wasm32-wasip1` into `dist/<plugin>.wasm` +
+//!   `dist/SHA256SUMS`; with `--oci` also an OCI image layout and an Istio `WasmPlugin` each.
 //! - `test`: install what is missing, then fmt, clippy (host + wasm), dist, and `cargo test`.
 //! - `demo [--once]`: a real Envoy with the plugins in front of the echo upstream, with a walkthrough.
 //! - `bench [--rounds N] [--duration S] [--connections C]`: Envoy with plugins vs plain Envoy.
@@ -14,6 +15,7 @@ mod dist;
 mod envoy;
 mod exec;
 mod http;
+mod oci;
 mod test;
 mod tools;
 mod workspace;
@@ -24,7 +26,9 @@ const USAGE: &str = "\
 usage: cargo xtask <command>
 
 commands:
-  dist                 build every plugin to dist/<plugin>.wasm and write dist/SHA256SUMS
+  dist [--oci]         build every plugin to dist/<plugin>.wasm and write dist/SHA256SUMS;
+                       --oci: also dist/oci/<plugin>/ (OCI image layout, Istio's Wasm image
+                       format) and dist/istio/<plugin>.yaml (WasmPlugin pinned to that image)
   test                 install missing tools, then fmt, clippy (host + wasm32-wasip1), dist, cargo test
   demo [--once]        start Envoy with the plugins in front of the echo upstream and walk through
                        each plugin with real requests; --once checks every step and exits
@@ -39,7 +43,12 @@ fn main() -> ExitCode {
     let cmd = args.next().unwrap_or_default();
     let rest: Vec<String> = args.collect();
     let result = match cmd.as_str() {
-        "dist" => dist::run().map(|_| ()),
+        "dist" => dist::run().and_then(|written| {
+            if rest.iter().any(|a| a == "--oci") {
+                oci::run(&written)?;
+            }
+            Ok(())
+        }),
         "test" => test::run(),
         "demo" => demo::run(&rest),
         "bench" => bench::run(&rest),

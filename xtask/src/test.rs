@@ -7,7 +7,7 @@ use anyhow::{bail, Result};
 
 use crate::exec::{self, Steps};
 use crate::tools::WASM_TARGET;
-use crate::{dist, tools, workspace};
+use crate::{dist, oci, tools, workspace};
 
 /// Environment variables the tests read (see `tests/src/paths.rs`).
 pub const ENV_ENVOY_BIN: &str = "SUITE_ENVOY_BIN";
@@ -51,7 +51,9 @@ pub fn run() -> Result<()> {
         }
         exec::run(cmd.args(["--", "-D", "warnings"]))
     });
-    steps.step("cargo xtask dist", || dist::run().map(|_| ()));
+    steps.step("cargo xtask dist --oci", || {
+        dist::run().and_then(|written| oci::run(&written))
+    });
     let mut upstream_bin = None;
     steps.step("build the echo upstream (demo-upstream)", || {
         exec::run(exec::cargo().args(["build", "-p", "demo-upstream"]))?;
