@@ -1,14 +1,17 @@
-//! `cargo xtask demo [--once]`: Envoy with `envoy-demo/envoy.yaml` in front of the echo upstream,
-//! and a walkthrough of each plugin with real requests.
+//! `cargo xtask demo [--once]`: Envoy with `envoy-demo/envoy.yaml` (all five plugins in one
+//! chain) in front of the demo upstream, its token issuer and its audit collector, and a
+//! walkthrough of every plugin with real requests.
 //!
 //! The yaml is used as-is unless one of its fixed ports (10000 listener, 9901 admin, 8080
-//! upstream) is busy: then exactly that `port_value:` line is rewritten in a copy under
-//! `target/xtask-demo/`.
+//! upstream, 8081 token issuer, 8082 audit collector) is busy: then exactly that `port_value:`
+//! line is rewritten in a copy under `target/xtask-demo/`.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use base64::Engine as _;
 use serde_json::Value;
 
 use crate::envoy::{self, local};
@@ -16,10 +19,78 @@ use crate::exec::banner;
 use crate::http::{self, Response};
 use crate::{dist, tools, workspace};
 
-/// The fixed ports in `envoy-demo/envoy.yaml`.
-const LISTENER_PORT: u16 = 10000;
-const ADMIN_PORT: u16 = 9901;
-const UPSTREAM_PORT: u16 = 8080;
+/// The fixed ports in `envoy-demo/envoy.yaml`, and what listens there.
+const FIXED_PORTS: [(u16, &str); 5] = [
+    (10000, "listener"),
+    (9901, "admin"),
+    (8080, "upstream"),
+    (8081, "token issuer"),
+    (8082, "audit collector"),
+];
+
+/// The ports in use (the fixed ones, or their replacements).
+#[derive(Debug, Clone, Copy)]
+struct Ports {
+    listener: u16,
+    admin: u16,
+    upstream: u16,
+    auth: u16,
+    collector: u16,
+}
+
+/// The walkthrough's state: where things are, the token, and how many requests went through
+/// the gateway (each must leave one audit record).
+struct Demo {
+    ports: Ports,
+    token: String,
+    sent: u64,
+    audit_file: PathBuf,
+}
+
+impl Demo {
+    fn listener(&self) -> SocketAddr {
+        local(self.ports.listener)
+    }
+
+    fn upstream(&self) -> SocketAddr {
+        local(self.ports.upstream)
+    }
+
+    /// One request through the gateway; `$TOKEN` in a header value is the demo token.
+    fn send(&mut self, method: &str, path: &str, headers: &[(&str, &str)]) -> Result<Response> {
+        let owned: Vec<(&str, String)> = headers
+            .iter()
+            .map(|(n, v)| (*n, v.replace("$TOKEN", &self.token)))
+            .collect();
+        let refs: Vec<(&str, &str)> = owned.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        self.sent += 1;
+        http::request(self.listener(), method, path, &refs, "")
+    }
+
+    fn upstream_count(&self) -> Result<u64> {
+        let stats = http::request(self.upstream(), "GET", "/__upstream/stats", &[], "")?;
+        let json: Value = serde_json::from_str(&stats.body)?;
+        json["requests"]
+            .as_u64()
+            .context("upstream stats without a count")
+    }
+
+    /// The curl line a reader can copy for a request through the gateway.
+    fn curl(&self, method: &str, path: &str, headers: &[(&str, &str)]) -> String {
+        let mut s = format!("curl -si http://127.0.0.1:{}{path}", self.ports.listener);
+        if method != "GET" {
+            s.push_str(&format!(" -X {method}"));
+        }
+        for (n, v) in headers {
+            if v.contains('$') {
+                s.push_str(&format!(" -H \"{n}: {v}\""));
+            } else {
+                s.push_str(&format!(" -H '{n}: {v}'"));
+            }
+        }
+        s
+    }
+}
 
 /// What one walkthrough request showed.
 struct Seen {
@@ -37,12 +108,14 @@ impl Seen {
             .find(|(n, _)| n == name)
             .map(|(_, v)| v.as_str())
     }
+
+    fn body_json(&self) -> Value {
+        serde_json::from_str(&self.resp.body).unwrap_or(Value::Null)
+    }
 }
 
-/// One step of the walkthrough.
-struct Step {
-    plugin: &'static str,
-    title: &'static str,
+/// One request and what must hold about its answer.
+struct Req {
     method: &'static str,
     path: &'static str,
     headers: &'static [(&'static str, &'static str)],
@@ -51,6 +124,20 @@ struct Step {
     /// Upstream-side headers worth showing.
     show_upstream: &'static [&'static str],
     check: fn(&Seen) -> Result<(), String>,
+}
+
+enum Action {
+    /// A single request, shown and checked the same way for every step.
+    Request(Req),
+    /// Several requests or a look elsewhere: prints its own curl lines and findings.
+    Custom(fn(&mut Demo) -> Result<(), String>),
+}
+
+/// One step of the walkthrough.
+struct Step {
+    plugin: &'static str,
+    title: &'static str,
+    action: Action,
 }
 
 fn want(cond: bool, msg: &str) -> Result<(), String> {
@@ -77,213 +164,518 @@ fn is_traceparent(v: &str) -> bool {
         && is_hex(parts[3], 2)
 }
 
-/// What each plugin's walkthrough shows. New plugins add their steps here.
+const AUTH: (&str, &str) = ("authorization", "Bearer $TOKEN");
+
+/// The walkthrough, in chain order. New steps go here.
 const STEPS: &[Step] = &[
     Step {
         plugin: "header-injection",
         title: "security headers are added to every response",
-        method: "GET",
-        path: "/api/orders",
-        headers: &[],
-        show: &[
-            "strict-transport-security",
-            "x-content-type-options",
-            "x-frame-options",
-            "referrer-policy",
-            "content-security-policy",
-        ],
-        show_upstream: &[],
-        check: |s| {
-            want(s.resp.status == 200, "status 200")?;
-            want(
-                s.resp.header("strict-transport-security").is_some(),
-                "strict-transport-security set",
-            )?;
-            want(
-                s.resp.header("x-content-type-options") == Some("nosniff"),
-                "x-content-type-options: nosniff",
-            )?;
-            want(
-                s.resp.header("x-frame-options") == Some("DENY"),
-                "x-frame-options: DENY",
-            )
-        },
+        action: Action::Request(Req {
+            method: "GET",
+            path: "/public/orders",
+            headers: &[],
+            show: &[
+                "strict-transport-security",
+                "x-content-type-options",
+                "x-frame-options",
+                "referrer-policy",
+                "content-security-policy",
+            ],
+            show_upstream: &[],
+            check: |s| {
+                want(s.resp.status == 200, "status 200")?;
+                want(
+                    s.resp.header("strict-transport-security").is_some(),
+                    "strict-transport-security set",
+                )?;
+                want(
+                    s.resp.header("x-content-type-options") == Some("nosniff"),
+                    "x-content-type-options: nosniff",
+                )?;
+                want(
+                    s.resp.header("x-frame-options") == Some("DENY"),
+                    "x-frame-options: DENY",
+                )
+            },
+        }),
     },
     Step {
         plugin: "header-injection",
-        title: "a correlation id is generated, forwarded upstream and echoed to the client",
-        method: "GET",
-        path: "/api/orders",
-        headers: &[],
-        show: &["x-correlation-id"],
-        show_upstream: &["x-correlation-id"],
-        check: |s| {
-            let id = s.resp.header("x-correlation-id");
-            want(id.is_some(), "x-correlation-id on the response")?;
-            want(
-                s.upstream("x-correlation-id") == id,
-                "the upstream saw the same x-correlation-id",
-            )
-        },
+        title: "a correlation id and a W3C traceparent are created and forwarded upstream",
+        action: Action::Request(Req {
+            method: "GET",
+            path: "/public/orders",
+            headers: &[],
+            show: &["x-correlation-id"],
+            show_upstream: &["x-correlation-id", "traceparent"],
+            check: |s| {
+                let id = s.resp.header("x-correlation-id");
+                want(id.is_some(), "x-correlation-id on the response")?;
+                want(
+                    s.upstream("x-correlation-id") == id,
+                    "the upstream saw the same x-correlation-id",
+                )?;
+                want(
+                    s.upstream("traceparent").is_some_and(is_traceparent),
+                    "a valid traceparent upstream",
+                )
+            },
+        }),
     },
     Step {
         plugin: "header-injection",
-        title: "a valid incoming correlation id is kept",
-        method: "GET",
-        path: "/api/orders",
-        headers: &[("x-correlation-id", "demo-42")],
-        show: &["x-correlation-id"],
-        show_upstream: &["x-correlation-id"],
-        check: |s| {
-            want(
-                s.resp.header("x-correlation-id") == Some("demo-42"),
-                "x-correlation-id: demo-42 on the response",
-            )?;
-            want(
-                s.upstream("x-correlation-id") == Some("demo-42"),
-                "x-correlation-id: demo-42 upstream",
-            )
-        },
+        title: "a CORS preflight is answered at the edge, before authentication; the upstream never sees it",
+        action: Action::Request(Req {
+            method: "OPTIONS",
+            path: "/api/orders",
+            headers: &[
+                ("origin", "https://app.example.com"),
+                ("access-control-request-method", "POST"),
+            ],
+            show: &[
+                "access-control-allow-origin",
+                "access-control-allow-methods",
+                "access-control-max-age",
+            ],
+            show_upstream: &[],
+            check: |s| {
+                want(
+                    (200..300).contains(&s.resp.status),
+                    "a 2xx answer to the preflight",
+                )?;
+                want(
+                    s.resp.header("access-control-allow-origin") == Some("https://app.example.com"),
+                    "access-control-allow-origin: https://app.example.com",
+                )?;
+                want(!s.reached, "the upstream received no request")
+            },
+        }),
     },
     Step {
         plugin: "header-injection",
-        title: "a CORS preflight is answered by the gateway; the upstream never sees it",
-        method: "OPTIONS",
-        path: "/api/orders",
-        headers: &[
-            ("origin", "https://app.example.com"),
-            ("access-control-request-method", "POST"),
-        ],
-        show: &[
-            "access-control-allow-origin",
-            "access-control-allow-methods",
-            "access-control-max-age",
-            "vary",
-        ],
-        show_upstream: &[],
-        check: |s| {
-            want(
-                (200..300).contains(&s.resp.status),
-                "a 2xx answer to the preflight",
-            )?;
-            want(
-                s.resp.header("access-control-allow-origin") == Some("https://app.example.com"),
-                "access-control-allow-origin: https://app.example.com",
-            )?;
-            want(!s.reached, "the upstream received no request")
-        },
+        title: "identity headers sent by the client are removed (any case, `_` variants)",
+        action: Action::Request(Req {
+            method: "GET",
+            path: "/public/orders",
+            headers: &[
+                ("x-user-id", "admin"),
+                ("x_user_id", "admin"),
+                ("x-user-roles", "admin"),
+            ],
+            show: &[],
+            show_upstream: &["x-user-id", "x_user_id", "x-user-roles", "x-auth-status"],
+            check: |s| {
+                want(s.reached, "the request reached the upstream")?;
+                let leaked = s
+                    .upstream_headers
+                    .iter()
+                    .any(|(n, _)| n.replace('_', "-").starts_with("x-user-"));
+                want(!leaked, "no x-user-* header upstream")?;
+                want(
+                    s.upstream("x-auth-status") == Some("anonymous"),
+                    "x-auth-status: anonymous upstream (jwt-rbac, /public/ is open)",
+                )
+            },
+        }),
     },
     Step {
-        plugin: "header-injection",
-        title: "spoofed identity headers from the client are removed (any case, `_` variants)",
-        method: "GET",
-        path: "/api/orders",
-        headers: &[
-            ("x-user-id", "admin"),
-            ("x_user_id", "admin"),
-            ("x-user-roles", "admin"),
-        ],
-        show: &[],
-        show_upstream: &["x-user-id", "x_user_id", "x-user-roles"],
-        check: |s| {
-            want(s.reached, "the request reached the upstream")?;
-            let leaked = s
-                .upstream_headers
-                .iter()
-                .any(|(n, _)| n.replace('_', "-").starts_with("x-user-"));
-            want(!leaked, "no x-user-* header upstream")
-        },
+        plugin: "jwt-rbac",
+        title: "the demo issuer mints an ES256 token; jwt-rbac fetches its JWKS through Envoy",
+        action: Action::Custom(mint_token),
     },
     Step {
-        plugin: "header-injection",
-        title: "a W3C traceparent is started when the client sent none",
-        method: "GET",
-        path: "/api/orders",
-        headers: &[],
-        show: &[],
-        show_upstream: &["traceparent"],
-        check: |s| {
-            want(
-                s.upstream("traceparent").is_some_and(is_traceparent),
-                "a valid traceparent upstream",
-            )
-        },
+        plugin: "jwt-rbac",
+        title: "no token: 401 with a WWW-Authenticate challenge and a reason code",
+        action: Action::Request(Req {
+            method: "GET",
+            path: "/api/orders",
+            headers: &[],
+            show: &["www-authenticate"],
+            show_upstream: &[],
+            check: |s| {
+                want(s.resp.status == 401, "status 401")?;
+                want(
+                    s.resp
+                        .header("www-authenticate")
+                        .is_some_and(|v| v.starts_with("Bearer realm=\"demo\"")),
+                    "www-authenticate: Bearer realm=\"demo\"",
+                )?;
+                want(
+                    s.body_json()["reason"] == "token_missing",
+                    "reason token_missing in the body",
+                )?;
+                want(!s.reached, "the upstream received no request")
+            },
+        }),
+    },
+    Step {
+        plugin: "jwt-rbac",
+        title: "a valid token: 200, and the upstream sees the verified identity, not the spoofed one",
+        action: Action::Request(Req {
+            method: "GET",
+            path: "/api/orders",
+            headers: &[AUTH, ("x-user-id", "admin")],
+            show: &[],
+            show_upstream: &[
+                "x-user-id",
+                "x-user-email",
+                "x-user-roles",
+                "x-auth-status",
+                "x-auth-method",
+                "authorization",
+            ],
+            check: |s| {
+                want(s.resp.status == 200, "status 200")?;
+                want(s.upstream("x-user-id") == Some("alice"), "x-user-id: alice")?;
+                want(
+                    s.upstream("x-user-roles") == Some("reader"),
+                    "x-user-roles: reader",
+                )?;
+                want(
+                    s.upstream("x-auth-status") == Some("verified"),
+                    "x-auth-status: verified",
+                )?;
+                want(
+                    s.upstream("authorization").is_none(),
+                    "the token is not forwarded upstream",
+                )
+            },
+        }),
+    },
+    Step {
+        plugin: "jwt-rbac",
+        title: "a valid token without the role `admin` on /admin/: 403 insufficient_scope",
+        action: Action::Request(Req {
+            method: "GET",
+            path: "/admin/users",
+            headers: &[AUTH],
+            show: &["www-authenticate"],
+            show_upstream: &[],
+            check: |s| {
+                want(s.resp.status == 403, "status 403")?;
+                want(
+                    s.resp
+                        .header("www-authenticate")
+                        .is_some_and(|v| v.contains("error=\"insufficient_scope\"")),
+                    "www-authenticate with error=\"insufficient_scope\"",
+                )?;
+                want(
+                    s.body_json()["reason"] == "insufficient_role",
+                    "reason insufficient_role in the body",
+                )?;
+                want(!s.reached, "the upstream received no request")
+            },
+        }),
+    },
+    Step {
+        plugin: "ratelimit-shared-data",
+        title: "a burst on /api/search: 5 admitted per user, then 429 with RateLimit and Retry-After",
+        action: Action::Custom(burst),
+    },
+    Step {
+        plugin: "circuit-breaker",
+        title: "the upstream fails: the breaker opens and the fallback answers; the upstream is spared",
+        action: Action::Custom(trip_breaker),
+    },
+    Step {
+        plugin: "audit-log",
+        title: "one audit record per request of this walkthrough reached the collector; the hash chains verify",
+        action: Action::Custom(audit_records),
     },
 ];
 
-struct Ports {
-    listener: u16,
-    admin: u16,
-    upstream: u16,
+/// The demo token; shows its claims and the JWKS.
+fn mint_token(demo: &mut Demo) -> Result<(), String> {
+    let auth = demo.ports.auth;
+    println!("  $ TOKEN=$(curl -s 'http://127.0.0.1:{auth}/token?sub=alice&roles=reader')");
+    println!("  $ curl -s http://127.0.0.1:{auth}/.well-known/jwks.json");
+    let resp = http::request(local(auth), "GET", "/token?sub=alice&roles=reader", &[], "")
+        .map_err(|e| format!("a token from the issuer ({e:#})"))?;
+    want(resp.status == 200, "200 from the issuer's /token")?;
+    let token = resp.body.trim().to_string();
+    let parts: Vec<&str> = token.split('.').collect();
+    want(parts.len() == 3, "a compact JWT (three parts)")?;
+    let claims = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(parts[1])
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+        .ok_or("a JSON payload in the token")?;
+    println!("  token claims: {claims}");
+    let jwks = http::request(local(auth), "GET", "/.well-known/jwks.json", &[], "")
+        .map_err(|e| format!("the JWKS ({e:#})"))?;
+    let kid = serde_json::from_str::<Value>(&jwks.body)
+        .ok()
+        .and_then(|j| j["keys"][0]["kid"].as_str().map(str::to_string))
+        .ok_or("a JWKS with one key")?;
+    println!(
+        "  JWKS: one EC P-256 key, kid {kid} (drawn when the issuer started; demo only, never stored)"
+    );
+    demo.token = token;
+    Ok(())
 }
 
-/// The config Envoy runs: the yaml itself, or a copy with busy ports replaced.
-fn demo_config(meta_target: &std::path::Path) -> Result<(PathBuf, Ports)> {
-    let original = workspace::root().join("envoy-demo").join("envoy.yaml");
-    let mut yaml = std::fs::read_to_string(&original)
-        .with_context(|| format!("cannot read {}", original.display()))?;
-    let mut ports = Ports {
-        listener: LISTENER_PORT,
-        admin: ADMIN_PORT,
-        upstream: UPSTREAM_PORT,
+/// A bounded burst on the rate-limited path.
+fn burst(demo: &mut Demo) -> Result<(), String> {
+    const BURST: usize = 8;
+    println!(
+        "  $ for i in $(seq {BURST}); do curl -s -o /dev/null -w '%{{http_code}} ' -H \"authorization: Bearer $TOKEN\" http://127.0.0.1:{}/api/search; done; echo",
+        demo.ports.listener
+    );
+    println!("  $ {}", demo.curl("GET", "/api/search", &[AUTH]));
+    let mut statuses = Vec::new();
+    let mut first_ok = None;
+    let mut first_refused = None;
+    for _ in 0..BURST {
+        let resp = demo
+            .send("GET", "/api/search", &[AUTH])
+            .map_err(|e| format!("an answer ({e:#})"))?;
+        statuses.push(resp.status);
+        if resp.status == 200 && first_ok.is_none() {
+            first_ok = Some(resp);
+        } else if resp.status == 429 && first_refused.is_none() {
+            first_refused = Some(resp);
+        }
+    }
+    let shown: Vec<String> = statuses.iter().map(u16::to_string).collect();
+    println!("  statuses: {}", shown.join(" "));
+    if let Some(ok) = &first_ok {
+        println!("  first 200:");
+        for name in ["ratelimit-policy", "ratelimit", "x-ratelimit-remaining"] {
+            println!("    < {name}: {}", ok.header(name).unwrap_or("(absent)"));
+        }
+    }
+    let refused = first_refused.ok_or("at least one 429")?;
+    println!("  first 429:");
+    for name in ["retry-after", "ratelimit-policy", "ratelimit"] {
+        println!(
+            "    < {name}: {}",
+            refused.header(name).unwrap_or("(absent)")
+        );
+    }
+    println!("    body: {}", refused.body.trim());
+    let admitted = statuses.iter().filter(|s| **s == 200).count();
+    // 5 at once; one more if the burst took over 2 s (one token every 2 s).
+    want(
+        (5..=6).contains(&admitted),
+        &format!("5 admitted (6 if the burst was slow), not {admitted}"),
+    )?;
+    want(
+        statuses[..5].iter().all(|s| *s == 200),
+        "the first 5 admitted",
+    )?;
+    want(
+        refused.header("retry-after").is_some(),
+        "retry-after on the 429",
+    )?;
+    want(
+        refused
+            .header("ratelimit")
+            .is_some_and(|v| v.contains("r=0")),
+        "ratelimit: ...;r=0 on the 429",
+    )?;
+    want(
+        refused.header("ratelimit-policy").is_some(),
+        "ratelimit-policy on the 429",
+    )?;
+    let body: Value = serde_json::from_str(&refused.body).unwrap_or(Value::Null);
+    want(
+        body["error"] == "rate_limited",
+        "{\"error\":\"rate_limited\"} in the 429 body",
+    )
+}
+
+/// The breaker's metrics, as admin /stats shows them.
+fn breaker_stats(admin: u16) -> Vec<String> {
+    http::request(
+        local(admin),
+        "GET",
+        "/stats?filter=circuit_breaker.upstream",
+        &[],
+        "",
+    )
+    .map(|r| r.body.lines().map(str::to_string).collect())
+    .unwrap_or_default()
+}
+
+/// Failing upstream answers trip the breaker; then the fallback answers without the upstream.
+fn trip_breaker(demo: &mut Demo) -> Result<(), String> {
+    const MAX_FAILING: usize = 6;
+    const WHILE_OPEN: usize = 3;
+    let failing = [AUTH, ("x-echo-status", "503")];
+    println!(
+        "  $ for i in $(seq {MAX_FAILING}); do curl -s -o /dev/null -w '%{{http_code}} ' -H \"authorization: Bearer $TOKEN\" -H 'x-echo-status: 503' http://127.0.0.1:{}/api/orders; done; echo",
+        demo.ports.listener
+    );
+    println!("  $ {}", demo.curl("GET", "/api/orders", &[AUTH]));
+    println!(
+        "  $ curl -s http://127.0.0.1:{}/__upstream/stats",
+        demo.ports.upstream
+    );
+    println!(
+        "  $ curl -s http://127.0.0.1:{}/stats | grep circuit_breaker",
+        demo.ports.admin
+    );
+    let count = |d: &Demo| {
+        d.upstream_count()
+            .map_err(|e| format!("upstream stats ({e:#})"))
     };
-    let mut rewritten = false;
-    for (fixed, role, slot) in [
-        (LISTENER_PORT, "listener", &mut ports.listener),
-        (ADMIN_PORT, "admin", &mut ports.admin),
-        (UPSTREAM_PORT, "upstream", &mut ports.upstream),
-    ] {
-        if envoy::port_is_free(fixed) {
-            continue;
+    let mut seen = Vec::new();
+    let mut upstream_failures = 0;
+    let mut tripped = false;
+    for _ in 0..MAX_FAILING {
+        let before = count(demo)?;
+        let resp = demo
+            .send("GET", "/api/orders", &failing)
+            .map_err(|e| format!("an answer ({e:#})"))?;
+        let reached = count(demo)? > before;
+        if resp.header("x-served-by") == Some("fallback") {
+            seen.push(format!("{} (fallback)", resp.status));
+            tripped = true;
+            break;
         }
-        let line = format!("port_value: {fixed}\n");
-        if yaml.matches(&line).count() != 1 {
-            bail!(
-                "{} must contain `{}` exactly once",
-                original.display(),
-                line.trim()
-            );
+        seen.push(format!(
+            "{}{}",
+            resp.status,
+            if reached { " (upstream)" } else { "" }
+        ));
+        if resp.status == 503 && reached {
+            upstream_failures += 1;
         }
-        let port = envoy::free_port()?;
-        println!("port {fixed} ({role}) is busy: using {port} instead");
-        yaml = yaml.replace(&line, &format!("port_value: {port}\n"));
-        *slot = port;
-        rewritten = true;
     }
-    if !rewritten {
-        return Ok((original, ports));
+    println!("  with x-echo-status: 503: {}", seen.join(", "));
+    want(upstream_failures >= 1, "503s from the upstream first")?;
+    want(
+        tripped,
+        &format!("the fallback within {MAX_FAILING} failing requests"),
+    )?;
+    let before = count(demo)?;
+    let mut fallback = None;
+    for _ in 0..WHILE_OPEN {
+        let resp = demo
+            .send("GET", "/api/orders", &[AUTH])
+            .map_err(|e| format!("an answer ({e:#})"))?;
+        if resp.header("x-served-by") != Some("fallback") {
+            return Err(format!(
+                "the fallback while open, got {} {}",
+                resp.status,
+                resp.body.trim()
+            ));
+        }
+        fallback = Some(resp);
     }
-    let dir = meta_target.join("xtask-demo");
-    std::fs::create_dir_all(&dir)?;
-    let copy = dir.join("envoy.yaml");
-    std::fs::write(&copy, yaml)?;
-    println!("running a copy with those ports: {}", copy.display());
-    Ok((copy, ports))
+    let after = count(demo)?;
+    if let Some(f) = &fallback {
+        println!(
+            "  then {WHILE_OPEN} healthy requests while open: {} x-served-by: fallback",
+            f.status
+        );
+        println!("    body: {}", f.body.trim());
+    }
+    println!("  upstream request count: {before} before, {after} after");
+    for line in breaker_stats(demo.ports.admin) {
+        if line.contains(".state:") || line.contains(".trips:") || line.contains(".rejected:") {
+            println!("    {line}");
+        }
+    }
+    want(
+        after == before,
+        "the upstream count unchanged while the breaker is open",
+    )?;
+    println!(
+        "  (the breaker stays open 10 s, then one probe decides: closed again if it succeeds)"
+    );
+    Ok(())
 }
 
-fn upstream_count(upstream: SocketAddr) -> Result<u64> {
-    let stats = http::request(upstream, "GET", "/__upstream/stats", &[], "")?;
-    let json: Value = serde_json::from_str(&stats.body)?;
-    json["requests"]
-        .as_u64()
-        .context("upstream stats without a count")
+/// Waits for the collector to hold a record of every request, then verifies the chains.
+fn audit_records(demo: &mut Demo) -> Result<(), String> {
+    let collector = demo.ports.collector;
+    println!("  $ curl -s http://127.0.0.1:{collector}/__collector/records > audit.ndjson");
+    println!("  $ cargo xtask audit-verify audit.ndjson");
+    println!(
+        "  (this run's copy, written by the collector: cargo xtask audit-verify {})",
+        demo.audit_file.display()
+    );
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut records = 0;
+    loop {
+        if let Ok(r) = http::request(local(collector), "GET", "/__collector/stats", &[], "") {
+            if let Ok(v) = serde_json::from_str::<Value>(&r.body) {
+                records = v["records"].as_u64().unwrap_or(0);
+            }
+        }
+        if records >= demo.sent || Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    println!(
+        "  {records} records at the collector for {} requests through the gateway",
+        demo.sent
+    );
+    let text = std::fs::read_to_string(&demo.audit_file)
+        .map_err(|e| format!("the audit file {} ({e})", demo.audit_file.display()))?;
+    let report = audit_log::chain::verify(&text);
+    for (chain, c) in &report.chains {
+        match &c.first_error {
+            None => println!("    chain {chain}: {} records, intact", c.records),
+            Some(e) => println!("    chain {chain}: {} records, BROKEN: {e}", c.records),
+        }
+    }
+    let parsed: Vec<Value> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let statuses: std::collections::BTreeSet<u64> =
+        parsed.iter().filter_map(|r| r["status"].as_u64()).collect();
+    let shown: Vec<String> = statuses.iter().map(u64::to_string).collect();
+    println!("    statuses recorded: {}", shown.join(", "));
+    if let Some(r) = parsed
+        .iter()
+        .find(|r| r["identity"]["subject"] == "alice" && r["status"] == 200)
+    {
+        println!(
+            "    e.g. {} {} -> {}: identity {}, decisions {}",
+            r["method"].as_str().unwrap_or("?"),
+            r["path"].as_str().unwrap_or("?"),
+            r["status"],
+            r["identity"],
+            r["decisions"]
+        );
+    }
+    want(
+        records == demo.sent,
+        &format!("{} records, one per request", demo.sent),
+    )?;
+    want(report.malformed.is_empty(), "no malformed record")?;
+    want(report.ok(), "every chain intact")?;
+    for status in [200, 401, 403, 429] {
+        want(
+            statuses.contains(&status),
+            &format!("a record with status {status}"),
+        )?;
+    }
+    want(
+        parsed
+            .iter()
+            .any(|r| r["identity"]["subject"] == "alice" && r["decisions"]["auth"] == "verified"),
+        "a record with identity alice, auth verified",
+    )?;
+    want(
+        !demo.token.is_empty() && !text.contains(&demo.token),
+        "the token never appears in a record",
+    )
 }
 
-fn curl_line(step: &Step, listener: u16) -> String {
-    let mut s = format!("curl -si http://127.0.0.1:{listener}{}", step.path);
-    if step.method != "GET" {
-        s.push_str(&format!(" -X {}", step.method));
-    }
-    for (n, v) in step.headers {
-        s.push_str(&format!(" -H '{n}: {v}'"));
-    }
-    s
-}
-
-fn run_step(step: &Step, listener: SocketAddr, upstream: SocketAddr) -> Result<Seen> {
-    let before = upstream_count(upstream)?;
-    let resp = http::request(listener, step.method, step.path, step.headers, "")?;
-    let reached = upstream_count(upstream)? > before;
+/// Runs a single-request step and prints what was seen.
+fn run_request(demo: &mut Demo, req: &Req) -> Result<(), String> {
+    println!("  $ {}", demo.curl(req.method, req.path, req.headers));
+    let before = demo.upstream_count().map_err(|e| format!("{e:#}"))?;
+    let resp = demo
+        .send(req.method, req.path, req.headers)
+        .map_err(|e| format!("an answer ({e:#})"))?;
+    let reached = demo.upstream_count().map_err(|e| format!("{e:#}"))? > before;
     let mut upstream_headers = Vec::new();
     if reached {
         if let Ok(echo) = serde_json::from_str::<Value>(&resp.body) {
@@ -294,11 +686,72 @@ fn run_step(step: &Step, listener: SocketAddr, upstream: SocketAddr) -> Result<S
             }
         }
     }
-    Ok(Seen {
+    let seen = Seen {
         resp,
         reached,
         upstream_headers,
-    })
+    };
+    println!(
+        "  status {}; reached upstream: {}",
+        seen.resp.status,
+        if seen.reached { "yes" } else { "no" }
+    );
+    for name in req.show {
+        println!(
+            "  < {name}: {}",
+            seen.resp.header(name).unwrap_or("(absent)")
+        );
+    }
+    if !seen.reached && seen.resp.status >= 400 {
+        println!("  body: {}", seen.resp.body.trim());
+    }
+    for name in req.show_upstream {
+        let value = seen.upstream(name).unwrap_or("(absent)");
+        println!("  upstream saw {name}: {value}");
+    }
+    (req.check)(&seen)
+}
+
+/// The config Envoy runs: the yaml itself, or a copy with busy ports replaced.
+fn demo_config(meta_target: &Path) -> Result<(PathBuf, Ports)> {
+    let original = workspace::root().join("envoy-demo").join("envoy.yaml");
+    let mut yaml = std::fs::read_to_string(&original)
+        .with_context(|| format!("cannot read {}", original.display()))?;
+    let mut used = [0u16; 5];
+    let mut rewritten = false;
+    for (i, (fixed, role)) in FIXED_PORTS.iter().enumerate() {
+        used[i] = *fixed;
+        let line = format!("port_value: {fixed}\n");
+        if yaml.matches(&line).count() != 1 {
+            bail!(
+                "{} must contain `{}` exactly once",
+                original.display(),
+                line.trim()
+            );
+        }
+        if envoy::port_is_free(*fixed) {
+            continue;
+        }
+        let port = envoy::free_port()?;
+        println!("port {fixed} ({role}) is busy: using {port} instead");
+        yaml = yaml.replace(&line, &format!("port_value: {port}\n"));
+        used[i] = port;
+        rewritten = true;
+    }
+    let ports = Ports {
+        listener: used[0],
+        admin: used[1],
+        upstream: used[2],
+        auth: used[3],
+        collector: used[4],
+    };
+    if !rewritten {
+        return Ok((original, ports));
+    }
+    let copy = meta_target.join("xtask-demo").join("envoy.yaml");
+    std::fs::write(&copy, yaml)?;
+    println!("running a copy with those ports: {}", copy.display());
+    Ok((copy, ports))
 }
 
 pub fn run(args: &[String]) -> Result<()> {
@@ -314,24 +767,63 @@ pub fn run(args: &[String]) -> Result<()> {
     let envoy_bin = tools::ensure_envoy()?;
     let upstream_bin = envoy::build_upstream()?;
     let target_dir = workspace::metadata()?.target_dir;
+    let work = target_dir.join("xtask-demo");
+    std::fs::create_dir_all(&work)?;
     let (config, ports) = demo_config(&target_dir)?;
 
-    banner("demo: start the echo upstream and Envoy");
-    let upstream_addr = local(ports.upstream);
-    let _upstream = envoy::start_upstream(&upstream_bin, upstream_addr, None)?;
-    println!("echo upstream: http://{upstream_addr}");
-    let log = target_dir.join("xtask-demo-envoy.log");
+    banner("demo: start the demo upstream (echo, token issuer, audit collector) and Envoy");
+    let audit_file = work.join("audit.ndjson");
+    let _ = std::fs::remove_file(&audit_file);
+    let service_args: Vec<String> = vec![
+        "--listen".into(),
+        local(ports.upstream).to_string(),
+        "--auth-listen".into(),
+        local(ports.auth).to_string(),
+        "--collector-listen".into(),
+        local(ports.collector).to_string(),
+        "--collector-file".into(),
+        audit_file.display().to_string(),
+    ];
+    let _services = envoy::start_service(
+        "demo upstream",
+        &upstream_bin,
+        &service_args,
+        &[
+            (local(ports.upstream), "/__upstream/stats"),
+            (local(ports.auth), "/.well-known/jwks.json"),
+            (local(ports.collector), "/__collector/stats"),
+        ],
+    )?;
+    println!(
+        "echo upstream:   http://127.0.0.1:{}  (GET /__upstream/stats)",
+        ports.upstream
+    );
+    println!(
+        "token issuer:    http://127.0.0.1:{}  (GET /token, GET /.well-known/jwks.json; demo only)",
+        ports.auth
+    );
+    println!(
+        "audit collector: http://127.0.0.1:{}  (GET /__collector/records; also written to {})",
+        ports.collector,
+        audit_file.display()
+    );
+    let log = work.join("envoy.log");
     let mut envoy_proc =
         envoy::start_envoy(&envoy_bin, &config, local(ports.admin), 2, &log, None)?;
     println!(
-        "envoy: http://127.0.0.1:{} (admin http://127.0.0.1:{}, config {}, log {})",
+        "envoy:           http://127.0.0.1:{}  (admin http://127.0.0.1:{}, config {}, log {})",
         ports.listener,
         ports.admin,
         config.display(),
         log.display()
     );
 
-    let listener = local(ports.listener);
+    let mut demo = Demo {
+        ports,
+        token: String::new(),
+        sent: 0,
+        audit_file,
+    };
     let mut failed = Vec::new();
     let mut plugin = "";
     for (i, step) in STEPS.iter().enumerate() {
@@ -340,29 +832,10 @@ pub fn run(args: &[String]) -> Result<()> {
             banner(&format!("demo: {plugin}"));
         }
         println!("\n[{}] {}", i + 1, step.title);
-        println!("  $ {}", curl_line(step, ports.listener));
-        let outcome = run_step(step, listener, upstream_addr)
-            .map_err(|e| format!("{e:#}"))
-            .and_then(|seen| {
-                println!(
-                    "  status {}; reached upstream: {}",
-                    seen.resp.status,
-                    if seen.reached { "yes" } else { "no" }
-                );
-                for name in step.show {
-                    println!(
-                        "  < {name}: {}",
-                        seen.resp.header(name).unwrap_or("(absent)")
-                    );
-                }
-                for name in step.show_upstream {
-                    println!(
-                        "  upstream saw {name}: {}",
-                        seen.upstream(name).unwrap_or("(absent)")
-                    );
-                }
-                (step.check)(&seen)
-            });
+        let outcome = match &step.action {
+            Action::Request(req) => run_request(&mut demo, req),
+            Action::Custom(f) => f(&mut demo),
+        };
         match outcome {
             Ok(()) => println!("  ok"),
             Err(why) => {
@@ -372,13 +845,20 @@ pub fn run(args: &[String]) -> Result<()> {
         }
     }
     banner("demo: summary");
+    let plugins: std::collections::BTreeSet<&str> = STEPS.iter().map(|s| s.plugin).collect();
     if failed.is_empty() {
-        println!("all {} walkthrough steps held", STEPS.len());
+        println!(
+            "all {} walkthrough steps held: {} plugins in one chain ({})",
+            STEPS.len(),
+            plugins.len(),
+            plugins.into_iter().collect::<Vec<_>>().join(", ")
+        );
     } else {
         println!("{} of {} steps FAILED:", failed.len(), STEPS.len());
         for f in &failed {
             println!("  - {f}");
         }
+        println!("Envoy's log: {}", log.display());
     }
     if once {
         if !failed.is_empty() {
@@ -389,6 +869,10 @@ pub fn run(args: &[String]) -> Result<()> {
     println!(
         "\nEnvoy keeps running on http://127.0.0.1:{}: try the curl lines above. Ctrl-C stops it.",
         ports.listener
+    );
+    println!(
+        "A token for them: TOKEN=$(curl -s 'http://127.0.0.1:{}/token?sub=alice&roles=reader')",
+        ports.auth
     );
     envoy_proc.wait()
 }

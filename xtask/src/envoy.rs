@@ -101,6 +101,41 @@ pub fn start_upstream(bin: &Path, addr: SocketAddr, cpus: Option<&str>) -> Resul
     }
 }
 
+/// Starts `bin` with `args` (stdout discarded, stderr shown) and waits until every `(addr, path)`
+/// of `ready` answers a GET with 200: the demo's upstream with its extra listeners.
+pub fn start_service(
+    name: &str,
+    bin: &Path,
+    args: &[String],
+    ready: &[(SocketAddr, &str)],
+) -> Result<Process> {
+    let child = Command::new(bin)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .with_context(|| format!("cannot start {}", bin.display()))?;
+    let mut process = Process {
+        name: name.into(),
+        child,
+        log: None,
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for (addr, path) in ready {
+        loop {
+            if matches!(http::request(*addr, "GET", path, &[], ""), Ok(r) if r.status == 200) {
+                break;
+            }
+            if !process.running() || Instant::now() > deadline {
+                bail!("{name} did not answer GET {path} on {addr} within 10s");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    Ok(process)
+}
+
 /// Starts Envoy with `config` (cwd: the workspace root) and waits until admin `/ready` is LIVE.
 pub fn start_envoy(
     bin: &Path,
