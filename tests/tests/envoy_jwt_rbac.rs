@@ -1,7 +1,7 @@
 //! jwt-rbac in a real Envoy (two workers, V8): the must-reject list over real HTTP, the allowed
 //! path with identity headers at the echo upstream, 403s, anti-spoofing, metrics, the signature
 //! path Envoy's own `verify_signature` takes (BoringSSL, checking our protobuf and DER encoding),
-//! and a refused config.
+//! a refused config, and a remote JWKS and a remote revocation list served by real HTTP processes.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod jwt_rbac_support;
@@ -259,8 +259,9 @@ fn a_refused_config_keeps_envoy_from_serving() {
     assert!(err.contains("providers.main.algorithms[0]"), "{err}");
 }
 
-/// A JWKS endpoint on 127.0.0.1: serves whatever JSON it holds, counts fetches, stops on drop.
-struct JwksServer {
+/// A JSON endpoint on 127.0.0.1 (a JWKS, a revocation list): serves whatever it holds, counts
+/// fetches, stops on drop.
+struct JsonServer {
     addr: std::net::SocketAddr,
     body: std::sync::Arc<std::sync::Mutex<String>>,
     fetches: std::sync::Arc<std::sync::atomic::AtomicUsize>,
@@ -268,8 +269,8 @@ struct JwksServer {
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
-impl JwksServer {
-    fn start(body: String) -> JwksServer {
+impl JsonServer {
+    fn start(body: String) -> JsonServer {
         use std::io::{Read, Write};
         use std::sync::atomic::Ordering;
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -308,7 +309,7 @@ impl JwksServer {
                 let _ = conn.write_all(response.as_bytes());
             }
         });
-        JwksServer {
+        JsonServer {
             addr,
             body,
             fetches,
@@ -326,7 +327,7 @@ impl JwksServer {
     }
 }
 
-impl Drop for JwksServer {
+impl Drop for JsonServer {
     fn drop(&mut self) {
         self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
         if let Some(t) = self.thread.take() {
@@ -349,7 +350,7 @@ fn eventually(secs: u64, mut f: impl FnMut() -> bool) -> bool {
 
 #[test]
 fn remote_jwks_from_a_real_server_with_key_rotation() {
-    let server = JwksServer::start(jwks(&["rsa-1"]).to_string());
+    let server = JsonServer::start(jwks(&["rsa-1"]).to_string());
     let upstream = Upstream::start().unwrap();
     let cfg = json!({
         "providers": {"main": {
@@ -453,4 +454,82 @@ fn remote_jwks_from_a_real_server_with_key_rotation() {
             .unwrap_or(0)
             >= 3
     );
+}
+
+#[test]
+fn remote_revocation_list_from_a_real_server_revokes_and_unrevokes() {
+    let server = JsonServer::start(json!({"jti": []}).to_string());
+    let upstream = Upstream::start().unwrap();
+    let cfg = json!({
+        "providers": {"main": {
+            "algorithms": ["RS256"],
+            "jwks": jwks(&["rsa-1"]),
+            "remote_revocations": {"upstream": "revocations", "path": "/revoked.json",
+                                   "refresh_seconds": 1}
+        }},
+        "rules": [{"requires": {"provider": "main"}}]
+    });
+    let mut bootstrap = EnvoyConfig::new(upstream.addr())
+        .filter(PLUGIN, cfg)
+        .bootstrap()
+        .unwrap();
+    bootstrap["static_resources"]["clusters"].as_array_mut().unwrap().push(json!({
+        "name": "revocations",
+        "type": "STATIC",
+        "connect_timeout": "2s",
+        "load_assignment": {"cluster_name": "revocations", "endpoints": [{"lb_endpoints": [{"endpoint": {"address":
+            {"socket_address": {"address": "127.0.0.1", "port_value": server.addr.port()}}}}]}]}
+    }));
+    let envoy = Envoy::start_bootstrap(&bootstrap, 2).unwrap();
+    let revoked = format!(
+        "Bearer {}",
+        sign("RS256", "rsa-1", &claims_with(json!({"jti": "j-1"})))
+    );
+    let other = format!(
+        "Bearer {}",
+        sign("RS256", "rsa-1", &claims_with(json!({"jti": "j-2"})))
+    );
+    let answer = |auth: &str| {
+        let resp = get(&envoy, "GET", "/x", &[("authorization", auth)]);
+        (
+            resp.status,
+            body(&resp)["reason"].as_str().map(str::to_owned),
+        )
+    };
+    // Tokens pass (and are cached) while the list is empty.
+    assert!(
+        eventually(20, || server.fetches() >= 1 && answer(&revoked).0 == 200),
+        "no first fetch"
+    );
+
+    // Revoke j-1: refused with token_revoked once the list is fetched, on every worker, even
+    // though the token sits in the verified-token cache; j-2 is never refused.
+    server.serve(json!({"jti": ["j-1"]}).to_string());
+    assert!(
+        eventually(20, || {
+            assert_eq!(answer(&other).0, 200, "an unrelated token was refused");
+            answer(&revoked).0 == 401
+        }),
+        "j-1 never revoked"
+    );
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    for _ in 0..6 {
+        assert_eq!(answer(&revoked), (401, Some("token_revoked".to_owned())));
+        assert_eq!(answer(&other).0, 200);
+    }
+
+    // Un-revoke: allowed again after the next refresh.
+    server.serve(json!({"jti": []}).to_string());
+    assert!(
+        eventually(20, || answer(&revoked).0 == 200),
+        "j-1 never un-revoked"
+    );
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    for _ in 0..6 {
+        assert_eq!(answer(&revoked).0, 200);
+    }
+    let stats = envoy.stats().unwrap();
+    let stat = |name: &str| stats.get(name).copied().unwrap_or(0);
+    assert!(stat("wasmcustom.jwt_rbac.revocations_fetch_ok") >= 2);
+    assert_eq!(stat("wasmcustom.jwt_rbac.revocations_fetch_failed"), 0);
 }

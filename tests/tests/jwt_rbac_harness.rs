@@ -782,3 +782,129 @@ fn api_keys_under_both_profiles() {
         );
     }
 }
+
+/// Inline keys plus a remote revocation list: `revocations` cluster on Envoy, `127.0.0.1:9998`
+/// on Kong; refresh every 5 s, backoff up to 4 s; the token cache stays on.
+fn revocations_harness(profile: Profile) -> Harness {
+    let upstream = match profile {
+        Profile::Kong => "127.0.0.1:9998",
+        _ => "revocations",
+    };
+    let config = json!({
+        "providers": {"main": {
+            "algorithms": ["RS256"],
+            "jwks": jwks(&["rsa-1"]),
+            "revoked_jti": ["from-config"],
+            "remote_revocations": {"upstream": upstream, "path": "/revoked.json",
+                                   "authority": "idp.example.com", "refresh_seconds": 5,
+                                   "max_backoff_seconds": 4}
+        }},
+        "rules": [{"requires": {"provider": "main"}}]
+    });
+    let h = Harness::builder()
+        .profile(profile)
+        .workers(2)
+        .clusters(["upstream", "revocations"])
+        .filter_name(PLUGIN)
+        .plugin_config(config.to_string())
+        .build_from_file(suite_tests::paths::plugin_wasm(PLUGIN).unwrap())
+        .unwrap();
+    assert!(h.configure().unwrap(), "{:?}", h.logs_at(LogLevel::Error));
+    h
+}
+
+#[test]
+fn remote_revocation_list_fetched_once_shared_refreshed_and_kept_on_failure() {
+    use host_harness::CalloutResponse;
+    let token = |claims: Value| sign("RS256", "rsa-1", &claims_with(claims));
+    let j1 = token(json!({"jti": "j-1"}));
+    let j2 = token(json!({"jti": "j-2", "sid": "s-1"}));
+    let from_config = token(json!({"jti": "from-config"}));
+    for profile in PROFILES {
+        let h = revocations_harness(profile);
+        let callouts = h.callouts();
+        assert_eq!(callouts.len(), 1, "{profile:?}: one fetch: {callouts:?}");
+        let c = &callouts[0];
+        let path = c.headers.iter().find(|(k, _)| k == ":path").map(|(_, v)| v);
+        assert_eq!(path.map(|v| &v[..]), Some(&b"/revoked.json"[..]));
+
+        // Before any list: only the config's ids are revoked. j-1 lands in the cache.
+        for worker in 0..2 {
+            assert_eq!(status_with(&h, worker, &j1).0, 200, "{profile:?}");
+            assert_eq!(
+                status_with(&h, worker, &from_config).1["reason"],
+                "token_revoked"
+            );
+        }
+
+        // The list revokes j-1: a cached token is refused too, first by the fetching worker,
+        // then by the other one after its tick, without a second fetch.
+        h.respond_callout(
+            c.id,
+            CalloutResponse::status(200).body(json!({"jti": ["j-1"]}).to_string()),
+        )
+        .unwrap();
+        let (status, body) = status_with(&h, c.worker, &j1);
+        assert_eq!(
+            (status, body["reason"].as_str()),
+            (401, Some("token_revoked"))
+        );
+        h.advance_clock(Duration::from_secs(1)).unwrap();
+        let (status, body) = status_with(&h, 1 - c.worker, &j1);
+        assert_eq!(
+            (status, body["reason"].as_str()),
+            (401, Some("token_revoked")),
+            "{profile:?} other worker"
+        );
+        assert_eq!(status_with(&h, 1 - c.worker, &j2).0, 200);
+        assert!(h.callouts().is_empty(), "{profile:?}: {:?}", h.callouts());
+        assert_eq!(metric(&h, "jwt_rbac.revocations_fetch_ok"), 1);
+
+        // A failed refresh keeps the last good list.
+        h.advance_clock(Duration::from_secs(5)).unwrap();
+        let callouts = h.callouts();
+        assert_eq!(callouts.len(), 1, "{profile:?}: one refresh");
+        h.respond_callout(callouts[0].id, CalloutResponse::status(503).body("down"))
+            .unwrap();
+        assert_eq!(metric(&h, "jwt_rbac.revocations_fetch_failed"), 1);
+        for worker in 0..2 {
+            assert_eq!(status_with(&h, worker, &j1).0, 401, "{profile:?} kept");
+        }
+
+        // After the backoff the next list un-revokes j-1 and revokes session s-1.
+        let mut answered = false;
+        for _ in 0..10 {
+            h.advance_clock(Duration::from_secs(1)).unwrap();
+            if let Some(c) = h.callouts().first() {
+                h.respond_callout(
+                    c.id,
+                    CalloutResponse::status(200)
+                        .body(json!({"jti": [], "sid": ["s-1"]}).to_string()),
+                )
+                .unwrap();
+                answered = true;
+                break;
+            }
+        }
+        assert!(answered, "{profile:?}: no retry after the failure");
+        h.advance_clock(Duration::from_secs(1)).unwrap();
+        for worker in 0..2 {
+            assert_eq!(
+                status_with(&h, worker, &j1).0,
+                200,
+                "{profile:?} un-revoked"
+            );
+            assert_eq!(
+                status_with(&h, worker, &j2).1["reason"],
+                "token_revoked",
+                "{profile:?} sid"
+            );
+        }
+        assert_eq!(metric(&h, "jwt_rbac.revocations_fetch_ok"), 2);
+        assert!(
+            h.logs_at(LogLevel::Error).is_empty(),
+            "{:?}",
+            h.logs_at(LogLevel::Error)
+        );
+    }
+}

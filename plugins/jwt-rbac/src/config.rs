@@ -133,6 +133,11 @@ pub struct ProviderConfig {
     /// Revoked session ids (`sid`): every token of those sessions gets `token_revoked`.
     #[serde(default)]
     pub revoked_sid: Vec<String>,
+    /// Revoked `jti`/`sid` values fetched through the gateway (`{"jti": [...], "sid": [...]}`),
+    /// shared by the workers and refreshed like `remote_jwks`, on top of `revoked_jti` and
+    /// `revoked_sid`. Default: none.
+    #[serde(default)]
+    pub remote_revocations: Option<RemoteRevocationsConfig>,
 }
 
 fn default_sources() -> Vec<TokenSourceConfig> {
@@ -183,6 +188,37 @@ pub struct RemoteJwksConfig {
     /// (whole seconds, checked on a 1 s tick). Default 3; 0 answers at once.
     #[serde(default = "default_max_wait")]
     pub max_wait_seconds: u64,
+}
+
+/// `providers.<name>.remote_revocations`.
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RemoteRevocationsConfig {
+    /// Envoy cluster name, or Kong `host:port`. Required.
+    pub upstream: String,
+    /// Path of the list. Default `/revoked.json`.
+    #[serde(default = "default_revocations_path")]
+    pub path: String,
+    /// `:authority` sent. Default: `upstream`.
+    #[serde(default)]
+    pub authority: Option<String>,
+    /// Refresh period, seconds. Default 60.
+    #[serde(default = "default_revocations_refresh")]
+    pub refresh_seconds: u64,
+    /// Timeout of one fetch, milliseconds. Default 5000.
+    #[serde(default = "default_timeout")]
+    pub timeout_ms: u64,
+    /// Longest retry backoff after failures, seconds. Default 300.
+    #[serde(default = "default_refresh")]
+    pub max_backoff_seconds: u64,
+}
+
+fn default_revocations_path() -> String {
+    "/revoked.json".to_owned()
+}
+fn default_revocations_refresh() -> u64 {
+    60
 }
 
 fn default_max_wait() -> u64 {
@@ -379,6 +415,8 @@ pub struct Provider {
     pub remote: Option<crate::remote::RemoteJwks>,
     /// API keys, for an API-key provider (no JWT then).
     pub api_keys: Option<crate::api_keys::ApiKeys>,
+    /// Remote revocation list, if one is fetched.
+    pub revocations: Option<crate::remote::RemoteJwks>,
 }
 
 /// A compiled claim-to-header mapping.
@@ -561,10 +599,14 @@ fn compile_provider(name: &str, p: &ProviderConfig, field: &str) -> Result<Provi
         return Err(ConfigError::invalid(field, "a provider needs a name"));
     }
     if let Some(api) = &p.api_keys {
-        if p.jwks.is_some() || p.remote_jwks.is_some() || !p.algorithms.is_empty() {
+        if p.jwks.is_some()
+            || p.remote_jwks.is_some()
+            || p.remote_revocations.is_some()
+            || !p.algorithms.is_empty()
+        {
             return Err(ConfigError::invalid(
                 field,
-                "api_keys excludes jwks, remote_jwks and algorithms",
+                "api_keys excludes jwks, remote_jwks, remote_revocations and algorithms",
             ));
         }
         let keys = crate::api_keys::ApiKeys::try_new(api, &join(field, "api_keys"))?;
@@ -590,6 +632,7 @@ fn compile_provider(name: &str, p: &ProviderConfig, field: &str) -> Result<Provi
             roles_claim: vec!["roles".to_owned()],
             remote: None,
             api_keys: Some(keys),
+            revocations: None,
         });
     }
     let (keys, remote) = match (&p.jwks, &p.remote_jwks) {
@@ -702,6 +745,11 @@ fn compile_provider(name: &str, p: &ProviderConfig, field: &str) -> Result<Provi
         roles_claim: claim_path(&p.roles_claim, &join(field, "roles_claim"))?,
         remote,
         api_keys: None,
+        revocations: p
+            .remote_revocations
+            .as_ref()
+            .map(|r| compile_revocations(r, &join(field, "remote_revocations")))
+            .transpose()?,
     })
 }
 
@@ -761,6 +809,26 @@ fn compile_remote(
         timeout_ms: r.timeout_ms,
         max_backoff_seconds: seconds(r.max_backoff_seconds, "max_backoff_seconds", 1)?,
     })
+}
+
+/// Compiles `remote_revocations` with the checks of `remote_jwks` (same fetch settings).
+fn compile_revocations(
+    r: &RemoteRevocationsConfig,
+    field: &str,
+) -> Result<crate::remote::RemoteJwks, ConfigError> {
+    compile_remote(
+        &RemoteJwksConfig {
+            upstream: r.upstream.clone(),
+            path: r.path.clone(),
+            authority: r.authority.clone(),
+            refresh_seconds: r.refresh_seconds,
+            unknown_kid_refresh_seconds: 0,
+            timeout_ms: r.timeout_ms,
+            max_backoff_seconds: r.max_backoff_seconds,
+            max_wait_seconds: 0,
+        },
+        field,
+    )
 }
 
 fn claim_path(path: &str, field: &str) -> Result<Vec<String>, ConfigError> {
@@ -1025,6 +1093,22 @@ mod tests {
             (
                 with(base(), &["identity", "also_strip"], json!(["ok", "x y"])),
                 "identity.also_strip[1]",
+            ),
+            (
+                with(
+                    base(),
+                    &["providers", "main", "remote_revocations"],
+                    json!({"upstream": "r", "path": "revoked.json"}),
+                ),
+                "providers.main.remote_revocations.path",
+            ),
+            (
+                with(
+                    base(),
+                    &["providers", "main", "remote_revocations"],
+                    json!({"upstream": "r", "refresh_seconds": 0}),
+                ),
+                "providers.main.remote_revocations.refresh_seconds",
             ),
             (json!({"providers": {}}), "providers"),
         ];

@@ -3,8 +3,8 @@
 //! scopes per route, then injects verified identity headers.
 //!
 //! This file only wires proxy-wasm: the root context compiles the configuration in
-//! `on_configure`, detects host crypto, and drives remote JWKS fetches (`on_tick`,
-//! `on_http_call_response`); each HTTP context hands its callback to [`stream::Stream`].
+//! `on_configure`, detects host crypto, and drives remote JWKS and revocation list fetches
+//! (`on_tick`, `on_http_call_response`); each HTTP context hands its callback to [`stream::Stream`].
 //! Decisions live in the other modules, which never import `proxy_wasm` (except
 //! [`host_crypto`], the adapter of Envoy's `verify_signature`). See `docs/jwt-rbac.md`.
 
@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod policy;
 pub mod reason;
 pub mod remote;
+pub mod revocation;
 pub mod stream;
 pub mod token;
 pub mod validate;
@@ -37,7 +38,8 @@ use gateway_core::proxy_wasm_host::ProxyWasmHost;
 use metrics::{Metric, Metrics};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType};
-use remote::RemoteState;
+use remote::{Doc, RemoteJwks, RemoteState};
+use revocation::{RevocationState, Revoked};
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
@@ -96,22 +98,15 @@ impl JwtRbacRoot {
             if !state.due(remote, now) {
                 continue;
             }
-            let timeout = Duration::from_millis(remote.timeout_ms);
-            let until = now.saturating_add(i64::try_from(timeout.as_secs()).unwrap_or(60) + 1);
-            if !remote::take_lease(&host, &provider.name, now, until) {
-                continue;
-            }
-            state.last_attempt = now;
-            state.kid_miss = false;
-            let headers = vec![
-                (":method", "GET"),
-                (":path", remote.path.as_str()),
-                (":authority", remote.authority.as_str()),
-                ("accept", "application/json"),
-            ];
-            match self.dispatch_http_call(&remote.upstream, headers, None, vec![], timeout) {
-                Ok(token) => state.in_flight = Some(token),
-                Err(status) => {
+            match self.fetch(Doc::Jwks, &provider.name, remote, now) {
+                Some(Ok(token)) => {
+                    state.last_attempt = now;
+                    state.kid_miss = false;
+                    state.in_flight = Some(token);
+                }
+                Some(Err(status)) => {
+                    state.last_attempt = now;
+                    state.kid_miss = false;
                     state.failed(&host, remote, &provider.name, now);
                     shared.metrics.add(&host, Metric::JwksFetchFailed, 1);
                     host.log(
@@ -122,9 +117,73 @@ impl JwtRbacRoot {
                         ),
                     );
                 }
+                None => {}
             }
         }
+        self.refresh_revocations(shared, settings, now);
         self.wake(arrived);
+    }
+
+    /// Takes the fetch lease of `doc` and sends the request: `None` if another worker holds
+    /// the lease, else the call's token or the host's refusal.
+    fn fetch(
+        &self,
+        doc: Doc,
+        provider: &str,
+        remote: &RemoteJwks,
+        now: i64,
+    ) -> Option<Result<u32, proxy_wasm::types::Status>> {
+        let timeout = Duration::from_millis(remote.timeout_ms);
+        let until = now.saturating_add(i64::try_from(timeout.as_secs()).unwrap_or(60) + 1);
+        if !remote::take_lease(&ProxyWasmHost, doc, provider, now, until) {
+            return None;
+        }
+        let headers = vec![
+            (":method", "GET"),
+            (":path", remote.path.as_str()),
+            (":authority", remote.authority.as_str()),
+            ("accept", "application/json"),
+        ];
+        Some(self.dispatch_http_call(&remote.upstream, headers, None, vec![], timeout))
+    }
+
+    /// Adopts revocation lists other workers fetched and starts the fetches that are due.
+    fn refresh_revocations(&self, shared: &Shared, settings: &Settings, now: i64) {
+        let host = ProxyWasmHost;
+        let mut states = shared.revocations.borrow_mut();
+        for (provider, state) in settings.providers.iter().zip(states.iter_mut()) {
+            let Some(remote) = &provider.revocations else {
+                continue;
+            };
+            if state.adopt(&host, &provider.name) {
+                host.log(
+                    LogLevel::Debug,
+                    &format!(
+                        "jwt-rbac: provider {}: {} revoked ids from shared data",
+                        provider.name,
+                        state.list.len()
+                    ),
+                );
+            }
+            if !state.due(remote, now) {
+                continue;
+            }
+            match self.fetch(Doc::Revocations, &provider.name, remote, now) {
+                Some(Ok(token)) => state.in_flight = Some(token),
+                Some(Err(status)) => {
+                    state.failed(&host, remote, &provider.name, now);
+                    shared.metrics.add(&host, Metric::RevocationsFetchFailed, 1);
+                    host.log(
+                        LogLevel::Warn,
+                        &format!(
+                            "jwt-rbac: provider {}: cannot call {} for revocations ({status:?}); retry in {} s",
+                            provider.name, remote.upstream, state.backoff
+                        ),
+                    );
+                }
+                None => {}
+            }
+        }
     }
 
     /// Runs paused requests again: all of them when keys arrived, else those whose wait is over
@@ -171,12 +230,106 @@ impl JwtRbacRoot {
 
 impl Context for JwtRbacRoot {
     fn on_http_call_response(&mut self, token: u32, headers: usize, body_size: usize, _: usize) {
+        if self.revocations_response(token, headers, body_size) {
+            return;
+        }
         let arrived = self.jwks_response(token, headers, body_size);
         self.wake(arrived);
     }
 }
 
+/// The `:status` and body of a callout answer (body only up to `max` bytes, else empty).
+fn callout_answer(headers: usize, body_size: usize, max: usize) -> (Option<Vec<u8>>, Vec<u8>) {
+    // A failed call (reset, timeout) has no header map: reading one would be an error the
+    // SDK turns into a panic (its getters unwrap), so only read what the host announced.
+    let status = (headers > 0)
+        .then(|| {
+            proxy_wasm::hostcalls::get_map_value_bytes(
+                proxy_wasm::types::MapType::HttpCallResponseHeaders,
+                ":status",
+            )
+            .ok()
+            .flatten()
+        })
+        .flatten();
+    let body = if body_size > 0 && body_size <= max {
+        proxy_wasm::hostcalls::get_buffer(
+            proxy_wasm::types::BufferType::HttpCallResponseBody,
+            0,
+            body_size,
+        )
+        .ok()
+        .flatten()
+        .unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    (status, body)
+}
+
 impl JwtRbacRoot {
+    /// Handles a revocation list answer; false if `token` is not a revocation fetch.
+    fn revocations_response(&self, token: u32, headers: usize, body_size: usize) -> bool {
+        let Some(shared) = &self.shared else {
+            return false;
+        };
+        let Some(settings) = &shared.settings else {
+            return false;
+        };
+        let mut states = shared.revocations.borrow_mut();
+        let Some(index) = states.iter().position(|s| s.in_flight == Some(token)) else {
+            return false;
+        };
+        let (Some(state), Some(provider)) = (states.get_mut(index), settings.providers.get(index))
+        else {
+            return true;
+        };
+        state.in_flight = None;
+        let Some(remote) = &provider.revocations else {
+            return true;
+        };
+        let host = ProxyWasmHost;
+        let now = now_secs();
+        let (status, body) = callout_answer(headers, body_size, revocation::MAX_LIST_BYTES);
+        let list = (status.as_deref() == Some(b"200"))
+            .then(|| Revoked::parse(&body))
+            .flatten();
+        match list {
+            Some(list) => {
+                let count = list.len();
+                let stored = state.fetched(&host, &provider.name, list, &body, now);
+                shared.metrics.add(&host, Metric::RevocationsFetchOk, 1);
+                host.log(
+                    LogLevel::Info,
+                    &format!(
+                        "jwt-rbac: provider {}: fetched {count} revoked ids{}",
+                        provider.name,
+                        if stored.is_ok() {
+                            ""
+                        } else {
+                            " (not shared: shared data refused)"
+                        }
+                    ),
+                );
+            }
+            None => {
+                state.failed(&host, remote, &provider.name, now);
+                shared.metrics.add(&host, Metric::RevocationsFetchFailed, 1);
+                host.log(
+                    LogLevel::Warn,
+                    &format!(
+                        "jwt-rbac: provider {}: revocation list fetch failed (status {}, {body_size} bytes); keeping {} revoked ids, retry in {} s",
+                        provider.name,
+                        status.map(|s| String::from_utf8_lossy(&s).into_owned()).unwrap_or_else(|| "none".into()),
+                        state.list.len(),
+                        state.backoff
+                    ),
+                );
+            }
+        }
+        true
+    }
+
     /// Handles a JWKS fetch answer; true if new keys arrived.
     fn jwks_response(&self, token: u32, headers: usize, body_size: usize) -> bool {
         let Some(shared) = &self.shared else {
@@ -199,30 +352,7 @@ impl JwtRbacRoot {
         let Some(remote) = &provider.remote else {
             return false;
         };
-        // A failed call (reset, timeout) has no header map: reading one would be an error the
-        // SDK turns into a panic (its getters unwrap), so only read what the host announced.
-        let status = (headers > 0)
-            .then(|| {
-                proxy_wasm::hostcalls::get_map_value_bytes(
-                    proxy_wasm::types::MapType::HttpCallResponseHeaders,
-                    ":status",
-                )
-                .ok()
-                .flatten()
-            })
-            .flatten();
-        let body = if body_size > 0 && body_size <= remote::MAX_JWKS_BYTES {
-            proxy_wasm::hostcalls::get_buffer(
-                proxy_wasm::types::BufferType::HttpCallResponseBody,
-                0,
-                body_size,
-            )
-            .ok()
-            .flatten()
-            .unwrap_or_default()
-        } else {
-            Vec::new()
-        };
+        let (status, body) = callout_answer(headers, body_size, remote::MAX_JWKS_BYTES);
         let keys = (status.as_deref() == Some(b"200"))
             .then(|| remote::parse_body(&body))
             .flatten();
@@ -276,7 +406,10 @@ impl RootContext for JwtRbacRoot {
         for line in host_crypto::describe(&settings, crypto.is_some()) {
             host.log(LogLevel::Info, &line);
         }
-        let any_remote = settings.providers.iter().any(|p| p.remote.is_some());
+        let any_remote = settings
+            .providers
+            .iter()
+            .any(|p| p.remote.is_some() || p.revocations.is_some());
         self.shared = Some(Shared {
             metrics: Metrics::define(&host),
             cache: Rc::new(RefCell::new(TokenCache::new(settings.cache_entries))),
@@ -284,6 +417,10 @@ impl RootContext for JwtRbacRoot {
             waiting: Rc::new(RefCell::new(Vec::new())),
             remote: Rc::new(RefCell::new(vec![
                 RemoteState::default();
+                settings.providers.len()
+            ])),
+            revocations: Rc::new(RefCell::new(vec![
+                RevocationState::default();
                 settings.providers.len()
             ])),
             settings: Some(Rc::new(settings)),
@@ -311,6 +448,7 @@ impl RootContext for JwtRbacRoot {
             cache: Rc::new(RefCell::new(TokenCache::new(0))),
             crypto: None,
             remote: Rc::new(RefCell::new(Vec::new())),
+            revocations: Rc::new(RefCell::new(Vec::new())),
             waiting: Rc::new(RefCell::new(Vec::new())),
         });
         Some(Box::new(JwtRbacFilter {

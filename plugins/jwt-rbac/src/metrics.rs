@@ -2,7 +2,8 @@
 //!
 //! `jwt_rbac.allowed`, `jwt_rbac.anonymous`, `jwt_rbac.denied`, `jwt_rbac.denied.<reason>`,
 //! `jwt_rbac.cache_hits`, `jwt_rbac.cache_misses`, `jwt_rbac.spoofed_headers_removed`,
-//! `jwt_rbac.jwks_fetch_ok`, `jwt_rbac.jwks_fetch_failed`.
+//! `jwt_rbac.jwks_fetch_ok`, `jwt_rbac.jwks_fetch_failed`, `jwt_rbac.revocations_fetch_ok`,
+//! `jwt_rbac.revocations_fetch_failed`.
 
 use crate::reason::Reason;
 use gateway_core::ports::{MetricId, MetricsPort};
@@ -28,9 +29,13 @@ pub enum Metric {
     JwksFetchOk,
     /// Remote JWKS fetches that failed (status, timeout, unusable body).
     JwksFetchFailed,
+    /// Remote revocation list fetches that brought a valid list.
+    RevocationsFetchOk,
+    /// Remote revocation list fetches that failed (status, timeout, unusable body).
+    RevocationsFetchFailed,
 }
 
-const FIXED: [(Metric, &str); 8] = [
+const FIXED: [(Metric, &str); 10] = [
     (Metric::Allowed, "jwt_rbac.allowed"),
     (Metric::Anonymous, "jwt_rbac.anonymous"),
     (Metric::Denied, "jwt_rbac.denied"),
@@ -42,12 +47,17 @@ const FIXED: [(Metric, &str); 8] = [
     ),
     (Metric::JwksFetchOk, "jwt_rbac.jwks_fetch_ok"),
     (Metric::JwksFetchFailed, "jwt_rbac.jwks_fetch_failed"),
+    (Metric::RevocationsFetchOk, "jwt_rbac.revocations_fetch_ok"),
+    (
+        Metric::RevocationsFetchFailed,
+        "jwt_rbac.revocations_fetch_failed",
+    ),
 ];
 
 /// The ids of the defined counters (`None` where the host refused one).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Metrics {
-    fixed: [Option<MetricId>; 8],
+    fixed: [Option<MetricId>; FIXED.len()],
     by_reason: [Option<MetricId>; Reason::ALL.len()],
 }
 

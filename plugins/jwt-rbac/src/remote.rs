@@ -8,6 +8,8 @@
 //!
 //! Shared-data values carry their full key (Kong looks keys up by CRC32 only):
 //! `jwt-rbac-jwks\n<provider>\n<fetched_at>\n<jwks json>` and `jwt-rbac-lease\n<provider>\n<until>`.
+//! Revocation lists (`remote_revocations`, [`crate::revocation`]) travel the same way under
+//! their own keys and tags ([`Doc::Revocations`]).
 
 use crate::jwk::{self, Key};
 use gateway_core::ports::{HostError, SharedDataPort};
@@ -56,37 +58,132 @@ pub struct RemoteState {
     pub kid_miss: bool,
 }
 
+/// What a shared record holds: a provider's JWKS or its revocation list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Doc {
+    /// `remote_jwks`.
+    Jwks,
+    /// `remote_revocations`.
+    Revocations,
+}
+
+impl Doc {
+    fn record_tag(self) -> &'static str {
+        match self {
+            Doc::Jwks => "jwt-rbac-jwks",
+            Doc::Revocations => "jwt-rbac-revoked",
+        }
+    }
+
+    fn lease_tag(self) -> &'static str {
+        match self {
+            Doc::Jwks => "jwt-rbac-lease",
+            Doc::Revocations => "jwt-rbac-lease-revoked",
+        }
+    }
+}
+
 /// Shared-data key of the JWKS of `provider`.
 pub fn jwks_key(provider: &str) -> String {
-    format!("jwt-rbac/jwks/{provider}")
+    record_key(Doc::Jwks, provider)
 }
 
-/// Shared-data key of the fetch lease of `provider`.
-pub fn lease_key(provider: &str) -> String {
-    format!("jwt-rbac/lease/{provider}")
+/// Shared-data key of the record `doc` of `provider`.
+pub fn record_key(doc: Doc, provider: &str) -> String {
+    match doc {
+        Doc::Jwks => format!("jwt-rbac/jwks/{provider}"),
+        Doc::Revocations => format!("jwt-rbac/revoked/{provider}"),
+    }
 }
 
-/// Encodes a shared JWKS record.
-pub fn encode_jwks(provider: &str, fetched_at: i64, json: &[u8]) -> Vec<u8> {
-    let mut out = format!("jwt-rbac-jwks\n{provider}\n{fetched_at}\n").into_bytes();
+/// Shared-data key of the fetch lease of `doc` of `provider`.
+pub fn lease_key(doc: Doc, provider: &str) -> String {
+    match doc {
+        Doc::Jwks => format!("jwt-rbac/lease/{provider}"),
+        Doc::Revocations => format!("jwt-rbac/lease-revoked/{provider}"),
+    }
+}
+
+/// Encodes a shared record.
+pub fn encode_record(doc: Doc, provider: &str, fetched_at: i64, json: &[u8]) -> Vec<u8> {
+    let mut out = format!("{}\n{provider}\n{fetched_at}\n", doc.record_tag()).into_bytes();
     out.extend_from_slice(json);
     out
 }
 
-/// Decodes a shared JWKS record of `provider`: `(fetched_at, json)`.
-pub fn decode_jwks<'a>(provider: &str, value: &'a [u8]) -> Option<(i64, &'a [u8])> {
+/// Decodes a shared record `doc` of `provider`: `(fetched_at, json)`.
+pub fn decode_record<'a>(doc: Doc, provider: &str, value: &'a [u8]) -> Option<(i64, &'a [u8])> {
     let mut parts = value.splitn(4, |b| *b == b'\n');
-    (parts.next()? == b"jwt-rbac-jwks").then_some(())?;
+    (parts.next()? == doc.record_tag().as_bytes()).then_some(())?;
     (parts.next()? == provider.as_bytes()).then_some(())?;
     let at = std::str::from_utf8(parts.next()?).ok()?.parse().ok()?;
     Some((at, parts.next()?))
 }
 
-fn decode_lease(provider: &str, value: &[u8]) -> Option<i64> {
+fn encode_lease(doc: Doc, provider: &str, until: i64) -> String {
+    format!("{}\n{provider}\n{until}", doc.lease_tag())
+}
+
+fn decode_lease(doc: Doc, provider: &str, value: &[u8]) -> Option<i64> {
     let text = std::str::from_utf8(value).ok()?;
     let mut parts = text.splitn(3, '\n');
-    (parts.next()? == "jwt-rbac-lease" && parts.next()? == provider).then_some(())?;
+    (parts.next()? == doc.lease_tag() && parts.next()? == provider).then_some(())?;
     parts.next()?.parse().ok()
+}
+
+/// The shared record `doc` of `provider` if it is newer than `version`: `(fetched_at, json)`.
+pub fn newer_record<H: SharedDataPort + ?Sized>(
+    host: &H,
+    doc: Doc,
+    provider: &str,
+    version: i64,
+) -> Option<(i64, Vec<u8>)> {
+    let entry = host.shared_data(&record_key(doc, provider)).ok()?;
+    let value = entry.value?;
+    let (at, json) = decode_record(doc, provider, &value)?;
+    (at > version).then(|| (at, json.to_vec()))
+}
+
+/// Writes a fetched record for the other workers and releases the lease.
+pub fn publish<H: SharedDataPort + ?Sized>(
+    host: &H,
+    doc: Doc,
+    provider: &str,
+    body: &[u8],
+    now: i64,
+) -> Result<(), HostError> {
+    let stored = write(
+        host,
+        &record_key(doc, provider),
+        &encode_record(doc, provider, now, body),
+    );
+    // Release the lease: the next due refresh (or unknown kid) may fetch at once.
+    let _ = write(
+        host,
+        &lease_key(doc, provider),
+        encode_lease(doc, provider, now).as_bytes(),
+    );
+    stored
+}
+
+/// The next backoff after a failure (1 s doubling up to `max`); holds the other workers off
+/// until then through the lease.
+pub fn back_off<H: SharedDataPort + ?Sized>(
+    host: &H,
+    doc: Doc,
+    provider: &str,
+    backoff: i64,
+    max: i64,
+    now: i64,
+) -> i64 {
+    let backoff = backoff.saturating_mul(2).max(1).min(max.max(1));
+    let until = now.saturating_add(backoff);
+    let _ = write(
+        host,
+        &lease_key(doc, provider),
+        encode_lease(doc, provider, until).as_bytes(),
+    );
+    backoff
 }
 
 /// Parses a fetched JWKS body (at least one usable key). Symmetric (`oct`) keys are dropped: a
@@ -107,20 +204,10 @@ pub fn parse_body(body: &[u8]) -> Option<Vec<Key>> {
 impl RemoteState {
     /// Adopts the shared JWKS if it is newer than ours; true if the keys changed.
     pub fn adopt<H: SharedDataPort + ?Sized>(&mut self, host: &H, provider: &str) -> bool {
-        let Ok(entry) = host.shared_data(&jwks_key(provider)) else {
+        let Some((at, json)) = newer_record(host, Doc::Jwks, provider, self.version) else {
             return false;
         };
-        let Some((at, json)) = entry
-            .value
-            .as_deref()
-            .and_then(|v| decode_jwks(provider, v))
-        else {
-            return false;
-        };
-        if at <= self.version {
-            return false;
-        }
-        match parse_body(json) {
+        match parse_body(&json) {
             Some(keys) => {
                 self.keys = Rc::new(keys);
                 self.version = at;
@@ -157,11 +244,7 @@ impl RemoteState {
         self.version = now;
         self.backoff = 0;
         self.not_before = 0;
-        let stored = write(host, &jwks_key(provider), &encode_jwks(provider, now, body));
-        // Release the lease: the next due refresh (or unknown kid) may fetch at once.
-        let lease = format!("jwt-rbac-lease\n{provider}\n{now}");
-        let _ = write(host, &lease_key(provider), lease.as_bytes());
-        stored
+        publish(host, Doc::Jwks, provider, body, now)
     }
 
     /// Records a failed fetch: keep the keys, back off, and hold the others off too.
@@ -172,41 +255,49 @@ impl RemoteState {
         provider: &str,
         now: i64,
     ) {
-        self.backoff = (self.backoff.saturating_mul(2))
-            .max(1)
-            .min(remote.max_backoff_seconds.max(1));
+        self.backoff = back_off(
+            host,
+            Doc::Jwks,
+            provider,
+            self.backoff,
+            remote.max_backoff_seconds,
+            now,
+        );
         self.not_before = now.saturating_add(self.backoff);
-        let lease = format!("jwt-rbac-lease\n{provider}\n{}", self.not_before);
-        let _ = write(host, &lease_key(provider), lease.as_bytes());
     }
 }
 
-/// Takes the fetch lease of `provider` until `until`; false if another worker holds it.
+/// Takes the fetch lease of `doc` of `provider` until `until`; false if another worker holds it.
 pub fn take_lease<H: SharedDataPort + ?Sized>(
     host: &H,
+    doc: Doc,
     provider: &str,
     now: i64,
     until: i64,
 ) -> bool {
-    let key = lease_key(provider);
+    let key = lease_key(doc, provider);
     let Ok(entry) = host.shared_data(&key) else {
         return false;
     };
     if let Some(held) = entry
         .value
         .as_deref()
-        .and_then(|v| decode_lease(provider, v))
+        .and_then(|v| decode_lease(doc, provider, v))
     {
         if held > now {
             return false;
         }
     }
-    let value = format!("jwt-rbac-lease\n{provider}\n{until}");
+    let value = encode_lease(doc, provider, until);
     host.set_shared_data(&key, value.as_bytes(), entry.cas)
         .is_ok()
 }
 
-fn write<H: SharedDataPort + ?Sized>(host: &H, key: &str, value: &[u8]) -> Result<(), HostError> {
+pub(crate) fn write<H: SharedDataPort + ?Sized>(
+    host: &H,
+    key: &str,
+    value: &[u8],
+) -> Result<(), HostError> {
     let mut last = Err(HostError::CasMismatch);
     for _ in 0..CAS_RETRIES {
         let cas = host.shared_data(key).map(|e| e.cas).unwrap_or(0);
@@ -224,11 +315,17 @@ mod tests {
 
     #[test]
     fn records_round_trip_and_check_the_provider() {
-        let v = encode_jwks("a", 42, b"{\"keys\":[]}");
-        assert_eq!(decode_jwks("a", &v), Some((42, &b"{\"keys\":[]}"[..])));
-        assert_eq!(decode_jwks("b", &v), None);
-        assert_eq!(decode_lease("a", b"jwt-rbac-lease\na\n7"), Some(7));
-        assert_eq!(decode_lease("a", b"jwt-rbac-lease\nb\n7"), None);
+        let v = encode_record(Doc::Jwks, "a", 42, b"{\"keys\":[]}");
+        assert_eq!(
+            decode_record(Doc::Jwks, "a", &v),
+            Some((42, &b"{\"keys\":[]}"[..]))
+        );
+        assert_eq!(decode_record(Doc::Jwks, "b", &v), None);
+        assert_eq!(decode_record(Doc::Revocations, "a", &v), None);
+        let lease = encode_lease(Doc::Jwks, "a", 7);
+        assert_eq!(decode_lease(Doc::Jwks, "a", lease.as_bytes()), Some(7));
+        assert_eq!(decode_lease(Doc::Jwks, "a", b"jwt-rbac-lease\nb\n7"), None);
+        assert_eq!(decode_lease(Doc::Revocations, "a", lease.as_bytes()), None);
     }
 
     #[test]

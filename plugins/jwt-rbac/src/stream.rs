@@ -12,6 +12,7 @@ use crate::metrics::{Metric, Metrics};
 use crate::policy::{self, Requirement, Rule};
 use crate::reason::Reason;
 use crate::remote::RemoteState;
+use crate::revocation::RevocationState;
 use crate::validate::Verified;
 use crate::verify::HostCrypto;
 use gateway_core::headers::HeaderEdits;
@@ -55,6 +56,8 @@ pub struct Shared {
     pub crypto: Option<Rc<dyn HostCrypto>>,
     /// Remote JWKS state, one entry per provider (unused for inline providers).
     pub remote: Rc<RefCell<Vec<RemoteState>>>,
+    /// Remote revocation lists, one entry per provider (unused without `remote_revocations`).
+    pub revocations: Rc<RefCell<Vec<RevocationState>>>,
     /// Requests paused until a remote JWKS has keys: `(context id, since)`.
     pub waiting: Rc<RefCell<Vec<(u32, i64)>>>,
 }
@@ -264,7 +267,35 @@ impl Stream {
         Err(first_error.unwrap_or(Reason::TokenMissing))
     }
 
+    /// Validates (or finds in the cache) a token, then checks the remote revocation list, on
+    /// cache hits too: a list fetched after the token was cached still revokes it.
     fn validate<H: Host + ?Sized>(
+        &self,
+        host: &H,
+        settings: &Settings,
+        index: usize,
+        token: &[u8],
+        now: i64,
+    ) -> Result<Rc<Verified>, Reason> {
+        let verified = self.verify_token(host, settings, index, token, now)?;
+        let has_list = settings
+            .providers
+            .get(index)
+            .is_some_and(|p| p.revocations.is_some());
+        if has_list
+            && self
+                .shared
+                .revocations
+                .borrow()
+                .get(index)
+                .is_some_and(|state| state.list.revokes(&verified.claims))
+        {
+            return Err(Reason::TokenRevoked);
+        }
+        Ok(verified)
+    }
+
+    fn verify_token<H: Host + ?Sized>(
         &self,
         host: &H,
         settings: &Settings,

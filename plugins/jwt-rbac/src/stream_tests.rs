@@ -63,6 +63,7 @@ impl Vm {
                 cache: Rc::new(RefCell::new(TokenCache::new(settings.cache_entries))),
                 crypto: None,
                 remote: Rc::new(RefCell::new(Vec::new())),
+                revocations: Rc::new(RefCell::new(Vec::new())),
                 waiting: Rc::new(RefCell::new(Vec::new())),
                 settings: Some(Rc::new(settings)),
             },
@@ -393,6 +394,7 @@ fn no_configuration_fails_closed() {
         cache: Rc::new(RefCell::new(TokenCache::new(0))),
         crypto: None,
         remote: Rc::new(RefCell::new(Vec::new())),
+        revocations: Rc::new(RefCell::new(Vec::new())),
         waiting: Rc::new(RefCell::new(Vec::new())),
     };
     assert_eq!(Stream::new(shared, 1).on_request_headers(&host), Flow::Stop);
