@@ -72,23 +72,35 @@ pub fn run() -> Result<Vec<PathBuf>> {
 
 /// Writes `dist/schemas/<plugin>.schema.json` and Kong's `dist/<plugin>.meta.json` (next to the
 /// `.wasm`, where Kong looks for it) with the `config-schemas` generator, which reads the
-/// plugins' config types; stale ones go first.
+/// plugins' config types, then removes the ones it did not write (files are replaced, never
+/// missing, while other commands read `dist/`).
 fn write_schemas(dist: &Path) -> Result<()> {
-    let schemas = dist.join("schemas");
-    if schemas.is_dir() {
-        std::fs::remove_dir_all(&schemas)
-            .with_context(|| format!("cannot remove {}", schemas.display()))?;
-    }
-    for entry in std::fs::read_dir(dist)?.flatten() {
-        let path = entry.path();
-        if path.to_string_lossy().ends_with(".meta.json") {
-            std::fs::remove_file(&path)
-                .with_context(|| format!("cannot remove {}", path.display()))?;
-        }
-    }
-    exec::run(
+    let printed = exec::output(
         exec::cargo()
             .args(["run", "--quiet", "-p", "config-schemas", "--"])
             .arg(dist),
-    )
+    )?;
+    let written: Vec<PathBuf> = printed.lines().map(PathBuf::from).collect();
+    for path in &written {
+        println!(
+            "{}",
+            path.strip_prefix(dist.parent().unwrap_or(dist))
+                .unwrap_or(path)
+                .display()
+        );
+    }
+    let schemas = dist.join("schemas");
+    let candidates = std::fs::read_dir(dist)?
+        .chain(std::fs::read_dir(&schemas)?)
+        .flatten()
+        .map(|e| e.path());
+    for path in candidates {
+        let name = path.to_string_lossy();
+        let ours = name.ends_with(".meta.json") || name.ends_with(".schema.json");
+        if ours && !written.contains(&path) {
+            std::fs::remove_file(&path)
+                .with_context(|| format!("cannot remove stale {}", path.display()))?;
+        }
+    }
+    Ok(())
 }
