@@ -15,6 +15,8 @@ mod dist;
 mod envoy;
 mod exec;
 mod http;
+#[cfg(test)]
+mod kong_demo;
 mod oci;
 mod test;
 mod tools;

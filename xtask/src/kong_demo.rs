@@ -1,0 +1,177 @@
+//! Checks of `kong-demo/` that need no Kong: the declarative files hold the plugins in chain
+//! order with configs that parse and respect Kong's limits, and the compose file and `kong.conf`
+//! set what Kong needs for Wasm. (Kong itself is not run here; see docs/getting-started-kong.md.)
+//!
+//! The files keep every filter config on one `config: {...}` line (JSON, which YAML reads as a
+//! flow mapping), so these checks read them line by line without a YAML parser.
+
+use std::path::PathBuf;
+
+use serde_json::Value;
+
+use crate::oci::ISTIO_CHAIN;
+use crate::workspace;
+
+fn kong_demo() -> PathBuf {
+    workspace::root().join("kong-demo")
+}
+
+fn read(name: &str) -> String {
+    let path = kong_demo().join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// `(name, config)` of every `- name:` line followed by a `config:` line, in file order.
+fn named_configs(text: &str) -> Vec<(String, Value)> {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut out = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        let Some(name) = line.trim_start().strip_prefix("- name: ") else {
+            continue;
+        };
+        let config = lines[i + 1..]
+            .iter()
+            .take_while(|l| !l.trim_start().starts_with("- "))
+            .find_map(|l| l.trim_start().strip_prefix("config: "));
+        if let Some(config) = config {
+            let value: Value = serde_json::from_str(config)
+                .unwrap_or_else(|e| panic!("config of {name} is not one line of JSON: {e}"));
+            assert!(value.is_object(), "config of {name} is not an object");
+            out.push((name.trim().to_owned(), value));
+        }
+    }
+    out
+}
+
+fn chain_names() -> Vec<String> {
+    ISTIO_CHAIN.iter().map(|p| p.plugin.to_owned()).collect()
+}
+
+/// Kong callouts take `host:port`, not an Envoy cluster name.
+fn is_host_port(s: &str) -> bool {
+    s.rsplit_once(':')
+        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok())
+}
+
+fn assert_kong_limits(name: &str, config: &Value) {
+    match name {
+        "audit-log" => {
+            // No shared queues on Kong: the worker role with export on would trap.
+            assert_eq!(
+                config["role"], "local",
+                "audit-log on Kong must use role local"
+            );
+            if let Some(upstream) = config["export"]["upstream"].as_str() {
+                assert!(
+                    is_host_port(upstream),
+                    "audit-log export.upstream {upstream}"
+                );
+            }
+        }
+        "jwt-rbac" => {
+            for (provider, p) in config["providers"].as_object().into_iter().flatten() {
+                if let Some(upstream) = p["remote_jwks"]["upstream"].as_str() {
+                    assert!(is_host_port(upstream), "{provider}: remote_jwks {upstream}");
+                }
+            }
+        }
+        "circuit-breaker" => {
+            // No xds.cluster_name / xds.route_name on Kong.
+            let source = config["key"]["source"].as_str().unwrap_or("cluster");
+            assert!(
+                !matches!(source, "cluster" | "route"),
+                "key.source {source}"
+            );
+        }
+        "ratelimit-shared-data" => {
+            let text = config.to_string();
+            assert!(
+                !text.contains("\"route\"") && !text.contains("\"cluster\""),
+                "{text}"
+            );
+        }
+        _ => {}
+    }
+}
+
+#[test]
+fn kong_yml_has_the_chain_in_order_with_kong_ready_configs() {
+    let text = read("kong.yml");
+    assert!(text.contains("_format_version: \"3.0\"\n"));
+    assert_eq!(text.matches("\nfilter_chains:\n").count(), 1);
+    assert!(
+        text.contains("  url: http://127.0.0.1:8080\n"),
+        "the demo upstream"
+    );
+    let filters = named_configs(&text);
+    let names: Vec<String> = filters.iter().map(|(n, _)| n.clone()).collect();
+    assert_eq!(names, chain_names());
+    for (name, config) in &filters {
+        assert_kong_limits(name, config);
+    }
+}
+
+#[test]
+fn kong_plugins_form_has_the_same_configs() {
+    let chain = named_configs(&read("kong.yml"));
+    let text = read("kong-plugins.yml");
+    assert!(text.contains("\nplugins:\n"));
+    let plugins = named_configs(&text);
+    assert_eq!(plugins.len(), chain.len());
+    for ((name, config), (p_name, p_config)) in chain.iter().zip(&plugins) {
+        assert_eq!(name, p_name);
+        assert_kong_limits(p_name, p_config);
+        let mut expected = config.clone();
+        if name == "header-injection" {
+            // Plugins all run at priority 0 (no order): anti-spoofing must not follow jwt-rbac.
+            assert_eq!(p_config["anti_spoofing"]["enabled"], false);
+            expected["anti_spoofing"] = p_config["anti_spoofing"].clone();
+        }
+        assert_eq!(&expected, p_config, "{name}");
+    }
+    assert_eq!(text.matches("  service: echo\n").count(), plugins.len());
+}
+
+#[test]
+fn compose_runs_kong_3_9_with_wasm_and_references_files_that_exist() {
+    let text = read("docker-compose.yml");
+    assert!(
+        text.contains("image: kong:3.9\n"),
+        "a Kong with Wasm in its default build"
+    );
+    for needed in [
+        "KONG_WASM: \"on\"",
+        "KONG_WASM_FILTERS_PATH: /kong/filters",
+        "- ../dist:/kong/filters:ro",
+        "KONG_NGINX_WASM_MAIN_SHM_KV: ",
+        "KONG_DECLARATIVE_CONFIG: /kong/kong.yml",
+    ] {
+        assert!(text.contains(needed), "docker-compose.yml lacks {needed}");
+    }
+    for local in [
+        "kong.yml",
+        "kong-plugins.yml",
+        "../envoy-demo/upstream/Dockerfile",
+    ] {
+        assert!(
+            kong_demo().join(local).is_file(),
+            "{local} is referenced but missing"
+        );
+    }
+}
+
+#[test]
+fn kong_conf_turns_wasm_on_with_a_shared_data_zone() {
+    let text = read("kong.conf");
+    let settings: Vec<(&str, &str)> = text
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .filter_map(|l| l.split_once(" = "))
+        .map(|(k, v)| (k.trim(), v.split('#').next().unwrap_or_default().trim()))
+        .collect();
+    let get = |k: &str| settings.iter().find(|(key, _)| *key == k).map(|(_, v)| *v);
+    assert_eq!(get("wasm"), Some("on"));
+    assert!(get("wasm_filters_path").is_some());
+    assert!(get("nginx_wasm_main_shm_kv").is_some_and(|v| v.ends_with('m')));
+    assert_eq!(get("database"), Some("off"));
+}
