@@ -24,8 +24,12 @@ pub struct Config {
     /// Most breakers (distinct key values) tracked; further key values pass untracked.
     pub max_breakers: u32,
     /// Settings of every breaker (see [`BreakerConfig`]).
+    // Kept as JSON to merge `breakers` over it field by field, then read as a `BreakerConfig`
+    // (every field optional): that is its schema.
+    #[cfg_attr(feature = "schema", schemars(with = "BreakerConfig"))]
     pub defaults: Value,
     /// Per key value: changes to `defaults` for that breaker.
+    #[cfg_attr(feature = "schema", schemars(with = "BTreeMap<String, BreakerConfig>"))]
     pub breakers: BTreeMap<String, Value>,
     /// Prefix of the shared-data keys (`<prefix>/index`, `<prefix>/slot/<n>`).
     pub shared_data_prefix: String,
