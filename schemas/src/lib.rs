@@ -175,6 +175,37 @@ mod tests {
         assert!(schema("nope").is_none());
     }
 
+    /// `dist/` (or `$SUITE_DIST_DIR`) holds what the config types give now: `cargo xtask test`
+    /// runs `cargo xtask dist` first, so a stale schema means a dist step that failed or was
+    /// skipped.
+    #[test]
+    fn dist_schemas_are_current() {
+        let dist = std::env::var_os("SUITE_DIST_DIR")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../dist"));
+        for plugin in PLUGINS {
+            for (path, want) in [
+                (
+                    dist.join("schemas").join(format!("{plugin}.schema.json")),
+                    schema_text(plugin).unwrap(),
+                ),
+                (
+                    dist.join(format!("{plugin}.meta.json")),
+                    kong_meta_text(plugin).unwrap(),
+                ),
+            ] {
+                let have = std::fs::read_to_string(&path)
+                    .unwrap_or_else(|e| panic!("{}: {e}: run `cargo xtask dist`", path.display()));
+                assert!(
+                    have == want,
+                    "{} is stale: run `cargo xtask dist`",
+                    path.display()
+                );
+            }
+        }
+    }
+
     #[test]
     fn draft4_has_no_const() {
         let v = to_draft4(
