@@ -290,8 +290,9 @@ pub fn render_wasmplugin(
                 "# Written by `cargo xtask dist --oci` with the image in dist/oci/{plugin}/.\n\
                  # Replace REGISTRY with the registry you pushed it to.\n\
                  # sha256 below = digest of the image manifest, which Istio checks for oci:// urls.\n\
-                 # Serving the module over https instead? Use url: https://.../{plugin}.wasm and\n\
-                 # sha256: {} (the module's own sha256, as in dist/SHA256SUMS).",
+                 # Serving the module over https instead? Use url: https://.../{plugin}.wasm and the\n\
+                 # module's own sha256 (as in dist/SHA256SUMS):\n\
+                 # sha256: {}",
                 p.wasm_sha256
             );
         }
