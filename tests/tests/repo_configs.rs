@@ -5,7 +5,8 @@
 //!   `config`, plain JSON blocks in `docs/<plugin>.md`) validate against the plugin's JSON Schema
 //!   (`dist/schemas/<plugin>.schema.json`; Kong's also against `dist/<plugin>.meta.json`, draft 4)
 //!   AND load in the harness (`on_configure` of the real `dist/<plugin>.wasm` returns true).
-//!   A block preceded by `<!-- invalid-example -->` must be refused by both instead.
+//!   A block preceded by `<!-- invalid-example -->` must be refused by both instead; a JSON
+//!   block preceded by `<!-- config: <plugin> -->` is that plugin's config on any page.
 //! - every full Envoy config (a YAML file or docs block with `static_resources`) passes
 //!   `envoy --mode validate` with the pinned Envoy (which also loads the wasm and runs
 //!   `on_configure`), local paths substituted: plugin wasm files are the built ones, an
@@ -42,6 +43,10 @@ const PLUGINS: &[&str] = &[
 /// The marker, on the last non-blank line before a docs code block, of an example that must be
 /// refused.
 const INVALID_MARKER: &str = "<!-- invalid-example -->";
+
+/// The marker, among the comments right above a docs JSON block, that makes it a config of the
+/// named plugin on any page: `<!-- config: jwt-rbac -->`.
+const CONFIG_MARKER: &str = "<!-- config:";
 
 /// Which gateway an example is written for: decides the harness profile and Kong's extra check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -298,6 +303,8 @@ struct Block {
     first_line: usize,
     text: String,
     expect_invalid: bool,
+    /// The plugin a `<!-- config: <plugin> -->` marker names.
+    plugin: Option<String>,
 }
 
 fn markdown_blocks(text: &str) -> Vec<Block> {
@@ -307,8 +314,19 @@ fn markdown_blocks(text: &str) -> Vec<Block> {
     while i < lines.len() {
         let trimmed = lines[i].trim_start();
         if let Some(lang) = trimmed.strip_prefix("```") {
-            let before = lines[..i].iter().rev().find(|l| !l.trim().is_empty());
-            let expect_invalid = before.is_some_and(|l| l.trim() == INVALID_MARKER);
+            // The HTML comments right above the fence (blank lines between allowed).
+            let comments: Vec<&str> = lines[..i]
+                .iter()
+                .rev()
+                .map(|l| l.trim())
+                .take_while(|l| l.is_empty() || (l.starts_with("<!--") && l.ends_with("-->")))
+                .filter(|l| !l.is_empty())
+                .collect();
+            let expect_invalid = comments.contains(&INVALID_MARKER);
+            let plugin = comments.iter().find_map(|c| {
+                let name = c.strip_prefix(CONFIG_MARKER)?.strip_suffix("-->")?.trim();
+                Some(name.to_owned())
+            });
             let start = i + 1;
             let mut end = start;
             while end < lines.len() && !lines[end].trim_start().starts_with("```") {
@@ -319,6 +337,7 @@ fn markdown_blocks(text: &str) -> Vec<Block> {
                 first_line: start + 1,
                 text: lines[start..end.min(lines.len())].join("\n"),
                 expect_invalid,
+                plugin,
             });
             i = end + 1;
         } else {
@@ -439,7 +458,19 @@ fn discover() -> Found {
                         }
                     }
                     "json" => {
-                        let Some(plugin) = page_plugin else {
+                        let marked = match block.plugin.as_deref() {
+                            Some(name) => match plugin_named(name) {
+                                Some(p) => Some(p),
+                                None => {
+                                    found.errors.push(format!(
+                                        "{at}: `config:` marker names {name:?}, none of {PLUGINS:?}"
+                                    ));
+                                    continue;
+                                }
+                            },
+                            None => None,
+                        };
+                        let Some(plugin) = marked.or(page_plugin) else {
                             continue;
                         };
                         // Not an object on its own (`"providers": {...}`): a fragment.
@@ -452,7 +483,7 @@ fn discover() -> Found {
                         // a `match`, a record.
                         let fields = top_level_fields(plugin);
                         let known = obj.keys().filter(|k| fields.contains(k)).count();
-                        if known * 2 < obj.len() && !block.expect_invalid {
+                        if known * 2 < obj.len() && !block.expect_invalid && marked.is_none() {
                             continue;
                         }
                         found.examples.push(Example {
@@ -834,4 +865,23 @@ fn dist_schemas_and_kong_metadata_are_well_formed() {
             "{plugin}: draft 4 has no `const`"
         );
     }
+}
+
+#[test]
+fn docs_markers_are_read_from_the_comments_above_a_block() {
+    let md = "text\n\n<!-- invalid-example -->\n<!-- config: jwt-rbac -->\n\n```json\n{}\n```\n\n<!-- other -->\nprose\n```yaml\na: 1\n```\n";
+    let blocks = markdown_blocks(md);
+    assert_eq!(blocks.len(), 2);
+    assert!(blocks[0].expect_invalid);
+    assert_eq!(blocks[0].plugin.as_deref(), Some("jwt-rbac"));
+    assert_eq!((blocks[0].first_line, blocks[0].text.as_str()), (7, "{}"));
+    assert!(!blocks[1].expect_invalid);
+    assert_eq!(blocks[1].plugin, None);
+    assert_eq!(blocks[1].lang, "yaml");
+    assert_eq!(
+        plugin_named("oci://r.example/gw/jwt-rbac:0.1.0"),
+        Some("jwt-rbac")
+    );
+    assert_eq!(plugin_named("/etc/envoy/audit-log.wasm"), Some("audit-log"));
+    assert_eq!(plugin_named("envoy.filters.http.wasm"), None);
 }
