@@ -2,7 +2,8 @@
 //!
 //! - plugin configs in `docs/*.md` code blocks and in every YAML file of the repo (Envoy wasm
 //!   filters' `configuration`, Istio `WasmPlugin` `pluginConfig`, Kong `filter_chains` filter
-//!   `config`, plain JSON blocks in `docs/<plugin>.md`) validate against the plugin's JSON Schema
+//!   `config` and Kong 3.9 `plugins` entities named after a plugin, plain JSON blocks in
+//!   `docs/<plugin>.md`) validate against the plugin's JSON Schema
 //!   (`dist/schemas/<plugin>.schema.json`; Kong's also against `dist/<plugin>.meta.json`, draft 4)
 //!   AND load in the harness (`on_configure` of the real `dist/<plugin>.wasm` returns true).
 //!   A block preceded by `<!-- invalid-example -->` must be refused by both instead; a JSON
@@ -253,6 +254,30 @@ fn extract(
                         let plugin = plugin_named(name);
                         push(src, line, plugin, Gateway::Kong, Some(config), out, errors);
                     }
+                }
+            }
+            // Kong 3.9: filters as `plugins` entities; others' plugins are not ours to check.
+            if let Some(Value::Array(plugins)) = obj.get("plugins") {
+                for entry in plugins {
+                    let name = entry.get("name").and_then(Value::as_str).unwrap_or("");
+                    let (Some(plugin), Some(config)) = (plugin_named(name), entry.get("config"))
+                    else {
+                        continue;
+                    };
+                    let line = src.line_of("config:", cursor);
+                    let config = match config {
+                        Value::String(s) => Given::Text(s.clone()),
+                        other => Given::Json(other.clone()),
+                    };
+                    push(
+                        src,
+                        line,
+                        Some(plugin),
+                        Gateway::Kong,
+                        Some(config),
+                        out,
+                        errors,
+                    );
                 }
             }
             for value in obj.values() {
