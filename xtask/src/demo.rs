@@ -585,6 +585,9 @@ fn trip_breaker(demo: &mut Demo) -> Result<(), String> {
     println!(
         "  (the breaker stays open 10 s, then one probe decides: closed again if it succeeds)"
     );
+    println!(
+        "  (Envoy's own route timeout, 5 s, and retry_policy, connection failures and resets only,\n   run in the router after the breaker: it sees one outcome per client request)"
+    );
     Ok(())
 }
 
@@ -875,4 +878,61 @@ pub fn run(args: &[String]) -> Result<()> {
         ports.auth
     );
     envoy_proc.wait()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_plugin_has_its_steps_together() {
+        // Chain order, but audit-log last: its step checks the records of all the others.
+        let walkthrough = [
+            "header-injection",
+            "jwt-rbac",
+            "ratelimit-shared-data",
+            "circuit-breaker",
+            "audit-log",
+        ];
+        let mut order: Vec<&str> = STEPS.iter().map(|s| s.plugin).collect();
+        order.dedup();
+        assert_eq!(order, walkthrough);
+    }
+
+    #[test]
+    fn the_yaml_has_each_fixed_port_once() {
+        let yaml = std::fs::read_to_string(workspace::root().join("envoy-demo/envoy.yaml"))
+            .expect("envoy-demo/envoy.yaml");
+        for (port, role) in FIXED_PORTS {
+            assert_eq!(
+                yaml.matches(&format!("port_value: {port}\n")).count(),
+                1,
+                "{role}"
+            );
+        }
+    }
+
+    #[test]
+    fn curl_lines_quote_the_token_for_the_shell() {
+        let demo = Demo {
+            ports: Ports {
+                listener: 10000,
+                admin: 9901,
+                upstream: 8080,
+                auth: 8081,
+                collector: 8082,
+            },
+            token: "secret".into(),
+            sent: 0,
+            audit_file: PathBuf::new(),
+        };
+        assert_eq!(
+            demo.curl("OPTIONS", "/a", &[AUTH, ("x-a", "1")]),
+            "curl -si http://127.0.0.1:10000/a -X OPTIONS -H \"authorization: Bearer $TOKEN\" -H 'x-a: 1'"
+        );
+        assert!(is_traceparent(
+            "00-0123456789abcdef0123456789abcdef-0123456789abcdef-01"
+        ));
+        assert!(!is_traceparent("00-xyz-0123456789abcdef-01"));
+    }
 }
