@@ -38,6 +38,8 @@ pub fn run() -> Result<Vec<PathBuf>> {
                 .with_context(|| format!("cannot remove {}", path.display()))?;
         }
     }
+    // Images and Istio manifests of the previous build would pin stale modules: `--oci` rewrites.
+    crate::oci::remove_outputs(&dist)?;
     let out_dir = meta.target_dir.join(WASM_TARGET).join("release");
     let mut sums = String::new();
     let mut written = Vec::new();

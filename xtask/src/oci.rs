@@ -413,6 +413,18 @@ fn yaml_key(k: &str) -> String {
     }
 }
 
+/// Removes `dist/oci/` and `dist/istio/`: `cargo xtask dist` calls it before writing new
+/// modules, so no image or manifest pinning an older module survives a rebuild.
+pub fn remove_outputs(dist: &Path) -> Result<()> {
+    for dir in [dist.join("oci"), dist.join("istio")] {
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir)
+                .with_context(|| format!("cannot remove {}", dir.display()))?;
+        }
+    }
+    Ok(())
+}
+
 /// After `cargo xtask dist`: packs every written `dist/<plugin>.wasm` into
 /// `dist/oci/<plugin>/` and writes `dist/istio/<plugin>.yaml`. Both folders are rebuilt from
 /// scratch, so they hold exactly this build.
@@ -420,11 +432,8 @@ pub fn run(written: &[PathBuf]) -> Result<()> {
     let dist = workspace::dist_dir();
     let oci_root = dist.join("oci");
     let istio_out = dist.join("istio");
+    remove_outputs(&dist)?;
     for dir in [&oci_root, &istio_out] {
-        if dir.exists() {
-            std::fs::remove_dir_all(dir)
-                .with_context(|| format!("cannot remove {}", dir.display()))?;
-        }
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
     for wasm_path in written {
