@@ -8,7 +8,7 @@ use crate::jwk;
 use crate::policy::{ClaimCheck, Requirement, Rule};
 use crate::validate::Validator;
 use gateway_core::antispoof::ProtectedHeaders;
-use gateway_core::error::{join, parse_json, ConfigError};
+use gateway_core::error::{join, ConfigError};
 use gateway_core::headers::header_name;
 use gateway_core::identity;
 use gateway_core::matching::{RequestMatch, RequestMatchConfig};
@@ -475,7 +475,7 @@ pub struct Settings {
 impl Settings {
     /// Parses and compiles configuration bytes (JSON).
     pub fn from_json(bytes: &[u8]) -> Result<Self, ConfigError> {
-        Self::try_from(parse_json::<Config>(bytes)?)
+        Self::try_from(crate::config_json::parse::<Config>(bytes)?)
     }
 }
 

@@ -13,6 +13,7 @@ pub mod api_keys;
 pub mod cache;
 pub mod claims;
 pub mod config;
+pub mod config_json;
 pub mod der;
 pub mod extract;
 pub mod fast_rsa;
