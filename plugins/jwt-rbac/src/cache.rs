@@ -1,9 +1,11 @@
 //! Verified-token cache: bounded, per VM, keyed by SHA-256 of (provider, token), an entry
-//! never outliving the token's `exp` (tokens without `exp` are not cached).
+//! never outliving the token's `exp` (tokens without `exp` are not cached). When full, the
+//! oldest entry goes (first in, first out: O(1) per insert, and a stream of new tokens never
+//! leaves stale entries behind that a scan by expiry would keep).
 
 use crate::validate::Verified;
 use sha2::{Digest, Sha256};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
 
 /// A cache key: SHA-256 of the provider index and the token.
@@ -22,6 +24,8 @@ pub fn key(provider: usize, token: &[u8]) -> CacheKey {
 pub struct TokenCache {
     max_entries: usize,
     entries: HashMap<CacheKey, (i64, Rc<Verified>)>,
+    /// Keys in insertion order; may hold keys already gone (expired), skipped on eviction.
+    order: VecDeque<CacheKey>,
 }
 
 impl TokenCache {
@@ -30,6 +34,7 @@ impl TokenCache {
         Self {
             max_entries,
             entries: HashMap::new(),
+            order: VecDeque::new(),
         }
     }
 
@@ -60,7 +65,7 @@ impl TokenCache {
         }
     }
 
-    /// Keeps `verified` until its `exp`; evicts expired entries, then the soonest to expire.
+    /// Keeps `verified` until its `exp`; when full, evicts the oldest entry.
     pub fn insert(&mut self, key: CacheKey, verified: Rc<Verified>, now: i64) {
         let Some(exp) = verified.exp.filter(|exp| *exp > now) else {
             return;
@@ -68,20 +73,23 @@ impl TokenCache {
         if !self.enabled() {
             return;
         }
-        if self.entries.len() >= self.max_entries && !self.entries.contains_key(&key) {
-            self.entries.retain(|_, (e, _)| *e > now);
-            if self.entries.len() >= self.max_entries {
-                let soonest = self
-                    .entries
-                    .iter()
-                    .min_by_key(|(_, (e, _))| *e)
-                    .map(|(k, _)| *k);
-                if let Some(k) = soonest {
-                    self.entries.remove(&k);
-                }
-            }
+        if let Some(entry) = self.entries.get_mut(&key) {
+            *entry = (exp, verified);
+            return;
+        }
+        while self.entries.len() >= self.max_entries {
+            let Some(oldest) = self.order.pop_front() else {
+                break;
+            };
+            self.entries.remove(&oldest);
+        }
+        if self.order.len() >= 2 * self.max_entries {
+            // Keys of entries that expired meanwhile: drop them, keeping the order bounded.
+            let entries = &self.entries;
+            self.order.retain(|k| entries.contains_key(k));
         }
         self.entries.insert(key, (exp, verified));
+        self.order.push_back(key);
     }
 }
 
@@ -117,9 +125,27 @@ mod tests {
         c.insert(key(0, b"b"), v(Some(100)), 0);
         c.insert(key(0, b"c"), v(Some(200)), 0);
         assert_eq!(c.len(), 2);
-        assert!(c.get(&key(0, b"b"), 1).is_none(), "soonest evicted");
-        assert!(c.get(&key(0, b"a"), 1).is_some());
-        assert!(c.get(&key(1, b"a"), 1).is_none());
+        assert!(c.get(&key(0, b"a"), 1).is_none(), "oldest evicted");
+        assert!(c.get(&key(0, b"b"), 1).is_some());
+        assert!(c.get(&key(0, b"c"), 1).is_some());
+        assert!(c.get(&key(1, b"c"), 1).is_none());
+        // A stream of new tokens cycles through: none of the first ones survives.
+        let mut c = TokenCache::new(4);
+        for i in 0..100u32 {
+            c.insert(key(0, &i.to_be_bytes()), v(Some(300)), 0);
+        }
+        assert_eq!(c.len(), 4);
+        assert!((0..96u32).all(|i| c.get(&key(0, &i.to_be_bytes()), 1).is_none()));
+        // Expired entries leave keys in the order; it stays bounded.
+        for i in 0..100u32 {
+            c.insert(
+                key(1, &i.to_be_bytes()),
+                v(Some(10 + i64::from(i))),
+                i64::from(i),
+            );
+            let _ = c.get(&key(1, &i.to_be_bytes()), 10 + i64::from(i));
+        }
+        assert!(c.order.len() <= 8, "{}", c.order.len());
         let mut off = TokenCache::new(0);
         off.insert(key(0, b"a"), v(Some(300)), 0);
         assert!(off.is_empty());
