@@ -3,7 +3,9 @@
 //! Envoy (`--concurrency 1`) is pinned to CPU 0; the load generator (`wrk`, closed-loop: Debian
 //! has no `wrk2`) and the echo upstream share CPU 1. Configurations alternate A B A B over the
 //! rounds; each round reports throughput and latency, and the ratio to plain Envoy of that round.
-//! The table shows medians. Add a configuration in [`CONFIGS`].
+//! The table shows medians. Add a configuration in [`CONFIGS`]. `--only a,b` runs only those
+//! (and `plain`, the baseline). The JWT configurations send distinct tokens through a wrk Lua
+//! script written into `target/xtask-bench/` ([`TOKEN_LOADS`]).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -128,50 +130,112 @@ const CONFIGS: &[BenchConfig] = &[
         },
     },
     BenchConfig {
-        name: "jwt-rbac",
-        what: "Envoy + jwt-rbac: RS256 token in x-bench-token (one reused token), verified-token cache on (default)",
-        filters: |dist| vec![jwt_rbac_filter(dist, json!({}))],
+        name: "jwt-rbac-reused",
+        what: "Envoy + jwt-rbac: RS256, 100 distinct tokens cycled by a wrk script (each reused), verified-token cache on (default), Envoy's verify_signature",
+        filters: |dist| vec![jwt_rbac_filter(dist, "RS256", json!({}))],
     },
     BenchConfig {
-        name: "jwt-rbac-nocache",
-        what: "Envoy + jwt-rbac: RS256, cache off, so every request is verified (the cost of an unseen token), via Envoy's verify_signature",
-        filters: |dist| vec![jwt_rbac_filter(dist, json!({"cache": {"max_entries": 0}}))],
+        name: "jwt_authn-reused-cache",
+        what: "Envoy + native jwt_authn: the same 100 RS256 tokens, its token cache on (jwt_cache_config, 1024 entries)",
+        filters: |_| vec![jwt_authn_filter("RS256", json!({"jwt_cache_size": 1024}))],
+    },
+    BenchConfig {
+        name: "jwt_authn-reused",
+        what: "Envoy + native jwt_authn: the same 100 RS256 tokens, default config (no token cache)",
+        filters: |_| vec![jwt_authn_filter("RS256", json!({}))],
+    },
+    BenchConfig {
+        name: "jwt-rbac-unseen-rs256",
+        what: "Envoy + jwt-rbac: RS256, 10,000 distinct tokens cycled (more than the 1024-entry cache, first-in first-out: every request misses and is verified, the cache's bookkeeping included), cache on (default), Envoy's verify_signature",
+        filters: |dist| vec![jwt_rbac_filter(dist, "RS256", json!({}))],
+    },
+    BenchConfig {
+        name: "jwt_authn-unseen-rs256",
+        what: "Envoy + native jwt_authn: the same 10,000 RS256 tokens, default config",
+        filters: |_| vec![jwt_authn_filter("RS256", json!({}))],
+    },
+    BenchConfig {
+        name: "jwt-rbac-unseen-es256",
+        what: "Envoy + jwt-rbac: ES256, 10,000 distinct tokens cycled, cache on (default), Envoy's verify_signature",
+        filters: |dist| vec![jwt_rbac_filter(dist, "ES256", json!({}))],
+    },
+    BenchConfig {
+        name: "jwt_authn-unseen-es256",
+        what: "Envoy + native jwt_authn: the same 10,000 ES256 tokens, default config",
+        filters: |_| vec![jwt_authn_filter("ES256", json!({}))],
     },
     BenchConfig {
         name: "jwt-rbac-pure",
-        what: "Envoy + jwt-rbac: RS256, cache off, crypto forced to pure Rust (the Kong path)",
-        filters: |dist| {
-            vec![jwt_rbac_filter(
-                dist,
-                json!({"cache": {"max_entries": 0}, "crypto": "pure_rust"}),
-            )]
-        },
-    },
-    BenchConfig {
-        name: "jwt_authn",
-        what: "Envoy + native envoy.filters.http.jwt_authn: same key, issuer, audience and header, default config (no token cache)",
-        filters: |_| vec![jwt_authn_filter(json!({}))],
-    },
-    BenchConfig {
-        name: "jwt_authn-cache",
-        what: "Envoy + native envoy.filters.http.jwt_authn with its token cache (jwt_cache_config, 100 entries)",
-        filters: |_| vec![jwt_authn_filter(json!({"jwt_cache_size": 100}))],
+        what: "Envoy + jwt-rbac: RS256, the 10,000 unseen tokens, crypto forced to pure Rust (the Kong path)",
+        filters: |dist| vec![jwt_rbac_filter(dist, "RS256", json!({"crypto": "pure_rust"}))],
     },
 ];
 
-/// The RS256 token every bench request carries in `x-bench-token` (key `rsa-1` of
-/// `tests/fixtures/jwt-rbac/keys.json`, `exp` in 2100). Other configurations ignore the header.
-const BENCH_TOKEN: &str = "eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCIsImtpZCI6InJzYS0xIn0.eyJpc3MiOiJodHRwczovL2lzc3Vlci5leGFtcGxlLmNvbSIsImF1ZCI6ImFwaSIsInN1YiI6ImJlbmNoIiwicm9sZXMiOlsicmVhZGVyIl0sImlhdCI6MTcwMDAwMDAwMCwiZXhwIjo0MTAyNDQ0ODAwfQ.joKYpnZapCU-Dgw0O3oF3ORRrkpXIZSYj35AWnDQHYA0cdC0VijAFfQAEqtMUVNlWxP9Pm1GOy2y_KillxUEwXIk2BgiOPIDqdCDMqI8umNJ7erj8Kl3PuRcSVekILiTUmoTwECS4YA5K42HMtWKiLqq0IQ-bmeO9d8UHJFY3LAdco6QRBAnaDgkwDCfpo7-1PZJMitxleEBwFnNQA79n5GEMt6eUEkrresftctr6bfOMcdLzf6z-tgyMk93dAn3231NfoLlU00CsHfYAk3IYTigu6LBxr5Uqz8y7dgU6gsZCG4ZBNmLLmt4zfJnclxpm3nwb9WR4ywK21QDEeJF2A";
-/// The public key that verifies [`BENCH_TOKEN`].
-const BENCH_JWKS: &str = r#"{"keys":[{"kty":"RSA","kid":"rsa-1","alg":"RS256","n":"0caacZ3dj2yxMgiOEk9eoasPSOZRCgj4zXuzycAy8g2TWGR1bLAstFxlkQCnztS3OlS40Z1jEjiNsFMs2BgAh8hbF_6iSPSPOB5kFU5TMM7rBHJw1ZZoyzX_RRQhUSVj4RRGMnf9RV2i_BGZXr0Xi8A3HNYwkZ8P8QKmtOGXLG8bJkY44TA8I37z9lPpkyO-TKBMaoPxrlmTiu6GHRFOkvqa2ZXke6bSZhJcCrOTUkRbLov-5yMv1vHyWkUPYQt3-N920vjQShGMI1GzgXjvyoKJet07VEKxFqdzyuR6qyYdq6nTqa8JXUJxKtapfcoNeYGkB6AHvyDOugCx3Xvq3Q","e":"AQAB"}]}"#;
+/// Tokens a configuration's requests carry in `x-bench-token`, cycled by a wrk Lua script.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Tokens {
+    /// `RS256` (key `rsa-1`) or `ES256` (key `ec-1`) of `tests/fixtures/jwt-rbac/keys.json`.
+    alg: &'static str,
+    /// Distinct tokens (distinct `jti`), cycled in order.
+    count: usize,
+}
 
-/// jwt-rbac verifying [`BENCH_TOKEN`] from `x-bench-token` (kept upstream, like jwt_authn's
+/// The JWT configurations' tokens (the others send [`BENCH_TOKEN`], which they ignore).
+/// 10,000 "unseen" tokens: more than jwt-rbac's 1024-entry first-in first-out cache, so each
+/// request misses; a round sends more requests than that, so tokens come round again, but only
+/// after the cache has forgotten them (jwt_authn's default config has no cache at all).
+const TOKEN_LOADS: &[(&str, Tokens)] = &[
+    ("jwt-rbac-reused", REUSED),
+    ("jwt_authn-reused-cache", REUSED),
+    ("jwt_authn-reused", REUSED),
+    ("jwt-rbac-unseen-rs256", UNSEEN_RS256),
+    ("jwt_authn-unseen-rs256", UNSEEN_RS256),
+    ("jwt-rbac-unseen-es256", UNSEEN_ES256),
+    ("jwt_authn-unseen-es256", UNSEEN_ES256),
+    ("jwt-rbac-pure", UNSEEN_RS256),
+];
+const REUSED: Tokens = Tokens {
+    alg: "RS256",
+    count: 100,
+};
+const UNSEEN_RS256: Tokens = Tokens {
+    alg: "RS256",
+    count: 10_000,
+};
+const UNSEEN_ES256: Tokens = Tokens {
+    alg: "ES256",
+    count: 10_000,
+};
+
+fn tokens_of(config: &str) -> Option<Tokens> {
+    TOKEN_LOADS
+        .iter()
+        .find(|(name, _)| *name == config)
+        .map(|(_, t)| *t)
+}
+
+/// The RS256 token every request of the other configurations carries in `x-bench-token` (key
+/// `rsa-1` of `tests/fixtures/jwt-rbac/keys.json`, `exp` in 2100); they ignore it.
+const BENCH_TOKEN: &str = "eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCIsImtpZCI6InJzYS0xIn0.eyJpc3MiOiJodHRwczovL2lzc3Vlci5leGFtcGxlLmNvbSIsImF1ZCI6ImFwaSIsInN1YiI6ImJlbmNoIiwicm9sZXMiOlsicmVhZGVyIl0sImlhdCI6MTcwMDAwMDAwMCwiZXhwIjo0MTAyNDQ0ODAwfQ.joKYpnZapCU-Dgw0O3oF3ORRrkpXIZSYj35AWnDQHYA0cdC0VijAFfQAEqtMUVNlWxP9Pm1GOy2y_KillxUEwXIk2BgiOPIDqdCDMqI8umNJ7erj8Kl3PuRcSVekILiTUmoTwECS4YA5K42HMtWKiLqq0IQ-bmeO9d8UHJFY3LAdco6QRBAnaDgkwDCfpo7-1PZJMitxleEBwFnNQA79n5GEMt6eUEkrresftctr6bfOMcdLzf6z-tgyMk93dAn3231NfoLlU00CsHfYAk3IYTigu6LBxr5Uqz8y7dgU6gsZCG4ZBNmLLmt4zfJnclxpm3nwb9WR4ywK21QDEeJF2A";
+/// The public key `rsa-1` (RS256 tokens).
+const BENCH_JWKS: &str = r#"{"keys":[{"kty":"RSA","kid":"rsa-1","alg":"RS256","n":"0caacZ3dj2yxMgiOEk9eoasPSOZRCgj4zXuzycAy8g2TWGR1bLAstFxlkQCnztS3OlS40Z1jEjiNsFMs2BgAh8hbF_6iSPSPOB5kFU5TMM7rBHJw1ZZoyzX_RRQhUSVj4RRGMnf9RV2i_BGZXr0Xi8A3HNYwkZ8P8QKmtOGXLG8bJkY44TA8I37z9lPpkyO-TKBMaoPxrlmTiu6GHRFOkvqa2ZXke6bSZhJcCrOTUkRbLov-5yMv1vHyWkUPYQt3-N920vjQShGMI1GzgXjvyoKJet07VEKxFqdzyuR6qyYdq6nTqa8JXUJxKtapfcoNeYGkB6AHvyDOugCx3Xvq3Q","e":"AQAB"}]}"#;
+/// The public key `ec-1` (ES256 tokens).
+const BENCH_EC_JWKS: &str = r#"{"keys":[{"kty":"EC","kid":"ec-1","alg":"ES256","crv":"P-256","x":"FgheXyY2eJrn3gZ7bbCHnNMKsjlaUj1nmZwXLffAVvc","y":"2Gaed520CmWIX28ztIwjyvJ6IHljtdSZbDgVllBF0jc"}]}"#;
+
+fn bench_jwks(alg: &str) -> &'static str {
+    match alg {
+        "ES256" => BENCH_EC_JWKS,
+        _ => BENCH_JWKS,
+    }
+}
+
+/// jwt-rbac verifying `alg` tokens from `x-bench-token` (kept upstream, like jwt_authn's
 /// `forward: true`), one rule for every path; `extra` merged into the top level.
-fn jwt_rbac_filter(dist: &Path, extra: Value) -> Value {
+fn jwt_rbac_filter(dist: &Path, alg: &str, extra: Value) -> Value {
     let mut config = json!({
         "providers": {"bench": {
-            "issuer": "https://issuer.example.com", "audiences": ["api"], "algorithms": ["RS256"],
-            "jwks": BENCH_JWKS, "from": [{"header": {"name": "x-bench-token"}}], "forward": true
+            "issuer": "https://issuer.example.com", "audiences": ["api"], "algorithms": [alg],
+            "jwks": bench_jwks(alg), "from": [{"header": {"name": "x-bench-token"}}], "forward": true
         }},
         "rules": [{"requires": {"provider": "bench"}}]
     });
@@ -181,12 +245,12 @@ fn jwt_rbac_filter(dist: &Path, extra: Value) -> Value {
     envoy::wasm_filter("jwt-rbac", &config, &dist.join("jwt-rbac.wasm"))
 }
 
-/// Native jwt_authn with the same provider; `cache` is merged into the provider
+/// Native jwt_authn with the same provider and key; `cache` is merged into the provider
 /// (`{"jwt_cache_size": n}` turns its token cache on).
-fn jwt_authn_filter(cache: Value) -> Value {
+fn jwt_authn_filter(alg: &str, cache: Value) -> Value {
     let mut provider = json!({
         "issuer": "https://issuer.example.com", "audiences": ["api"],
-        "local_jwks": {"inline_string": BENCH_JWKS},
+        "local_jwks": {"inline_string": bench_jwks(alg)},
         "from_headers": [{"name": "x-bench-token"}], "forward": true
     });
     if cache.as_object().is_some_and(|c| !c.is_empty()) {
@@ -202,6 +266,80 @@ fn jwt_authn_filter(cache: Value) -> Value {
     })
 }
 
+/// The token file of `tokens` under `work`, minted once (`cargo run --release -p jwt-rbac
+/// --example bench_tokens`) and kept for later runs.
+fn ensure_tokens(work: &Path, tokens: Tokens) -> Result<PathBuf> {
+    let path = work.join(format!("tokens-{}-{}.txt", tokens.alg, tokens.count));
+    let complete = std::fs::read_to_string(&path)
+        .map(|t| t.lines().count() == tokens.count)
+        .unwrap_or(false);
+    if !complete {
+        println!(
+            "minting {} {} tokens into {}",
+            tokens.count,
+            tokens.alg,
+            path.display()
+        );
+        let mut mint = exec::cargo();
+        mint.args([
+            "run",
+            "--release",
+            "-q",
+            "-p",
+            "jwt-rbac",
+            "--example",
+            "bench_tokens",
+            "--",
+        ])
+        .arg(tokens.alg)
+        .arg(tokens.count.to_string())
+        .arg(&path);
+        exec::run(&mut mint)?;
+    }
+    Ok(path)
+}
+
+/// A wrk script sending the tokens of `file` in `x-bench-token`, one per request, in order
+/// (requests formatted once in `init`; each wrk thread starts at its own offset).
+fn token_script(work: &Path, tokens: Tokens, file: &Path) -> Result<PathBuf> {
+    let path = work.join(format!("tokens-{}-{}.lua", tokens.alg, tokens.count));
+    let file = file.display().to_string();
+    if file.contains(['"', '\\', '\n']) {
+        bail!("bench: unusable token file path {file}");
+    }
+    let script = format!(
+        r#"-- written by cargo xtask bench: cycles through {count} {alg} tokens in x-bench-token
+local requests = {{}}
+local i = 0
+local next_index = 0
+
+function setup(thread)
+  thread:set("thread_index", next_index)
+  next_index = next_index + 1
+end
+
+function init(args)
+  for token in io.lines("{file}") do
+    local headers = {{}}
+    for name, value in pairs(wrk.headers) do headers[name] = value end
+    headers["x-bench-token"] = token
+    requests[#requests + 1] = wrk.format(nil, nil, headers)
+  end
+  i = ((thread_index or 0) * 7919) % #requests
+end
+
+function request()
+  i = i % #requests + 1
+  return requests[i]
+end
+"#,
+        count = tokens.count,
+        alg = tokens.alg,
+    );
+    std::fs::write(&path, script).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(path)
+}
+
 const ENVOY_CPU: &str = "0";
 const LOAD_CPU: &str = "1";
 
@@ -211,6 +349,8 @@ struct Options {
     connections: u32,
     threads: u32,
     write_docs: bool,
+    /// Only these configurations (plus `plain`, the baseline); empty: all.
+    only: Vec<String>,
 }
 
 fn parse_args(args: &[String]) -> Result<Options> {
@@ -220,6 +360,7 @@ fn parse_args(args: &[String]) -> Result<Options> {
         connections: 32,
         threads: 1,
         write_docs: true,
+        only: Vec::new(),
     };
     let mut it = args.iter();
     while let Some(flag) = it.next() {
@@ -231,6 +372,20 @@ fn parse_args(args: &[String]) -> Result<Options> {
             "--connections" => o.connections = value.parse().with_context(bad)?,
             "--threads" => o.threads = value.parse().with_context(bad)?,
             "--write-docs" => o.write_docs = value.parse().with_context(bad)?,
+            "--only" => {
+                o.only = value.split(',').map(|n| n.trim().to_owned()).collect();
+                if let Some(unknown) = o
+                    .only
+                    .iter()
+                    .find(|n| !CONFIGS.iter().any(|c| c.name == n.as_str()))
+                {
+                    let names: Vec<&str> = CONFIGS.iter().map(|c| c.name).collect();
+                    bail!(
+                        "bench: --only: no configuration `{unknown}` (known: {})",
+                        names.join(", ")
+                    );
+                }
+            }
             other => bail!("bench: unknown flag `{other}`"),
         }
     }
@@ -299,21 +454,25 @@ fn parse_wrk(out: &str) -> Result<Sample> {
     }
 }
 
-fn wrk_command(o: &Options, url: &str, secs: u64) -> Command {
+fn wrk_command(o: &Options, url: &str, secs: u64, script: Option<&Path>) -> Command {
     let mut cmd = Command::new("taskset");
     cmd.args(["-c", LOAD_CPU, "wrk", "--latency", "--timeout", "5s"])
         .args(["-t", &o.threads.to_string()])
         .args(["-c", &o.connections.to_string()])
         .args(["-d", &format!("{secs}s")])
-        // Every configuration gets the same request; only the JWT filters read this header.
-        .args(["-H", &format!("x-bench-token: {BENCH_TOKEN}")])
-        .arg(url);
+        // Every configuration gets the same request; only the JWT filters read this header
+        // (the JWT configurations' scripts replace it with their own tokens).
+        .args(["-H", &format!("x-bench-token: {BENCH_TOKEN}")]);
+    if let Some(script) = script {
+        cmd.arg("-s").arg(script);
+    }
+    cmd.arg(url);
     cmd
 }
 
 /// Runs wrk, bounded by its own duration plus a margin.
-fn run_wrk(o: &Options, url: &str, secs: u64) -> Result<Sample> {
-    let mut cmd = wrk_command(o, url, secs);
+fn run_wrk(o: &Options, url: &str, secs: u64, script: Option<&Path>) -> Result<Sample> {
+    let mut cmd = wrk_command(o, url, secs, script);
     let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -362,6 +521,35 @@ fn ensure_wrk() -> Result<()> {
             .env("DEBIAN_FRONTEND", "noninteractive"),
     )
     .context("install wrk (apt-get install wrk) and run again")
+}
+
+/// jwt-rbac's cache counters from Envoy's admin (`, cache hits h misses m`), or nothing for
+/// configurations without them: shows that "unseen" tokens really miss.
+fn cache_counters(admin: u16) -> String {
+    use std::io::{Read, Write};
+    let Ok(mut conn) = std::net::TcpStream::connect(local(admin)) else {
+        return String::new();
+    };
+    let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));
+    let request =
+        "GET /stats?filter=jwt_rbac.cache HTTP/1.1\r\nhost: admin\r\nconnection: close\r\n\r\n";
+    if conn.write_all(request.as_bytes()).is_err() {
+        return String::new();
+    }
+    let mut text = String::new();
+    let _ = conn.read_to_string(&mut text);
+    let value = |name: &str| {
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix(name)?.strip_prefix(": "))
+            .map(str::to_owned)
+    };
+    match (
+        value("wasmcustom.jwt_rbac.cache_hits"),
+        value("wasmcustom.jwt_rbac.cache_misses"),
+    ) {
+        (Some(hits), Some(misses)) => format!(", cache hits {hits} misses {misses}"),
+        _ => String::new(),
+    }
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -417,10 +605,32 @@ pub fn run(args: &[String]) -> Result<()> {
     let upstream_port = envoy::free_port()?;
     let _upstream = envoy::start_upstream(&upstream_bin, local(upstream_port), Some(LOAD_CPU))?;
 
-    let command = format!(
+    // The baseline always runs: the ratios refer to it.
+    let selected: Vec<&BenchConfig> = CONFIGS
+        .iter()
+        .enumerate()
+        .filter(|(i, c)| *i == 0 || o.only.is_empty() || o.only.iter().any(|n| n == c.name))
+        .map(|(_, c)| c)
+        .collect();
+    // Token files and wrk scripts of the JWT configurations, minted once and kept in target/.
+    let mut scripts: Vec<Option<PathBuf>> = Vec::with_capacity(selected.len());
+    for config in &selected {
+        scripts.push(match tokens_of(config.name) {
+            Some(tokens) => {
+                let file = ensure_tokens(&work, tokens)?;
+                Some(token_script(&work, tokens, &file)?)
+            }
+            None => None,
+        });
+    }
+
+    let mut command = format!(
         "cargo xtask bench --rounds {} --duration {} --connections {} --threads {}",
         o.rounds, o.duration, o.connections, o.threads
     );
+    if !o.only.is_empty() {
+        command.push_str(&format!(" --only {}", o.only.join(",")));
+    }
     let machine = machine();
     banner("bench: plan");
     println!("machine: {machine}");
@@ -430,24 +640,25 @@ pub fn run(args: &[String]) -> Result<()> {
         tools::ENVOY_VERSION
     );
     println!(
-        "load: {}",
+        "load: {} (JWT configurations add -s <their token script>)",
         exec::display(&wrk_command(
             &o,
             "http://127.0.0.1:<port>/bench",
-            o.duration
+            o.duration,
+            None
         ))
     );
     println!(
         "{} rounds x {} configurations x {}s (+2s warm-up each)",
         o.rounds,
-        CONFIGS.len(),
+        selected.len(),
         o.duration
     );
 
     // samples[config][round]
-    let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); CONFIGS.len()];
+    let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); selected.len()];
     for round in 0..o.rounds {
-        for (ci, config) in CONFIGS.iter().enumerate() {
+        for (ci, config) in selected.iter().enumerate() {
             let listener = envoy::free_port()?;
             let admin = envoy::free_port()?;
             let bootstrap =
@@ -464,17 +675,19 @@ pub fn run(args: &[String]) -> Result<()> {
                 Some(ENVOY_CPU),
             )?;
             let url = format!("http://127.0.0.1:{listener}/bench");
-            run_wrk(&o, &url, 2)?;
-            let s = run_wrk(&o, &url, o.duration)?;
+            let script = scripts.get(ci).cloned().flatten();
+            run_wrk(&o, &url, 2, script.as_deref())?;
+            let s = run_wrk(&o, &url, o.duration, script.as_deref())?;
             println!(
-                "round {}/{} {:<18} {:>10.0} req/s  p50 {:>7.3} ms  p99 {:>7.3} ms  errors {}",
+                "round {}/{} {:<24} {:>10.0} req/s  p50 {:>7.3} ms  p99 {:>7.3} ms  errors {}{}",
                 round + 1,
                 o.rounds,
                 config.name,
                 s.rps,
                 s.p50_ms,
                 s.p99_ms,
-                s.errors
+                s.errors,
+                cache_counters(admin)
             );
             samples[ci].push(s);
         }
@@ -486,7 +699,7 @@ pub fn run(args: &[String]) -> Result<()> {
         "| configuration | req/s (median) | ratio to plain (median of rounds) | p50 ms | p99 ms | non-2xx/socket errors |"
     );
     let _ = writeln!(table, "|---|---:|---:|---:|---:|---:|");
-    for (ci, config) in CONFIGS.iter().enumerate() {
+    for (ci, config) in selected.iter().enumerate() {
         let s = &samples[ci];
         let ratios: Vec<f64> = s
             .iter()
@@ -505,7 +718,7 @@ pub fn run(args: &[String]) -> Result<()> {
         );
     }
     let mut rounds = String::new();
-    for (ci, config) in CONFIGS.iter().enumerate() {
+    for (ci, config) in selected.iter().enumerate() {
         let per: Vec<String> = samples[ci]
             .iter()
             .map(|s| format!("{:.0}", s.rps))
@@ -534,7 +747,7 @@ pub fn run(args: &[String]) -> Result<()> {
         let _ = writeln!(
             doc,
             "- load: `{}` (wrk is closed-loop: each connection waits for its response, so latency under overload is understated; Debian has no open-loop wrk2); wrk and the echo upstream share CPU {LOAD_CPU}",
-            exec::display(&wrk_command(&o, "http://127.0.0.1:<port>/bench", o.duration))
+            exec::display(&wrk_command(&o, "http://127.0.0.1:<port>/bench", o.duration, None))
         );
         let _ = writeln!(
             doc,
@@ -542,7 +755,7 @@ pub fn run(args: &[String]) -> Result<()> {
             o.rounds
         );
         let _ = writeln!(doc, "## Configurations\n");
-        for c in CONFIGS {
+        for c in &selected {
             let _ = writeln!(doc, "- `{}`: {}", c.name, c.what);
         }
         let _ = writeln!(doc, "\n## Results (medians)\n\n{table}");
