@@ -1,6 +1,6 @@
 //! ratelimit-shared-data in the wasmtime harness: several workers over one shared-data store, a
 //! virtual clock, both host profiles. Bucket and window arithmetic, refill, burst, multi-rule,
-//! exemptions, shadow mode, slot exhaustion, a forced CRC32 key collision, workers racing on one
+//! exemptions, shadow mode, a missing key part, slot exhaustion, a forced CRC32 key collision, workers racing on one
 //! key on threads (admitted == limit exactly), and a million distinct clients within the bound.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -208,6 +208,28 @@ fn exemptions_by_client_cidr_and_role() {
         assert_eq!(premium, 10);
         assert_eq!(burst(&h, 2, "192.0.2.5", "/", 10), 1, "{profile:?}");
         assert_eq!(metric(&h, "ratelimit.exempt"), 20);
+    }
+}
+
+#[test]
+fn leaving_the_identity_header_out_never_escapes_a_per_user_limit() {
+    for profile in PROFILES {
+        let config = json!({"rules": [{"name": "per-user", "key": [{"header": "x-user-id"}],
+            "token_bucket": {"capacity": 3, "refill_tokens": 1, "refill_interval_ms": 60_000}}]});
+        let h = harness(profile, 2, &config);
+        // Header-less requests from many addresses share one counter: 3 of 10 pass.
+        let anonymous = (0..10)
+            .filter(|i| call(&h, i % 2, &format!("192.0.2.{i}"), "/", &[]).admitted)
+            .count();
+        assert_eq!(anonymous, 3, "{profile:?}");
+        assert_eq!(metric(&h, "ratelimit.key_missing"), 10, "{profile:?}");
+        // A named user, even one named like the marker, still has a counter of their own.
+        for user in ["alice", "%-"] {
+            let admitted = (0..5)
+                .filter(|i| call(&h, i % 2, "192.0.2.1", "/", &[("x-user-id", user)]).admitted)
+                .count();
+            assert_eq!(admitted, 3, "{profile:?} {user}");
+        }
     }
 }
 

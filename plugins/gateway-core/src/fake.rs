@@ -38,6 +38,8 @@ pub struct FakeHost {
     pub random_counter: Cell<u8>,
     /// When true, `fill_random` fails.
     pub random_fails: Cell<bool>,
+    /// When true, `header_list` fails (a host that cannot hand over a header map).
+    pub header_list_fails: Cell<bool>,
     /// Log lines written.
     pub logs: RefCell<Vec<(LogLevel, String)>>,
     /// Metrics: name, value.
@@ -133,6 +135,9 @@ fn to_list(headers: &[(&str, &[u8])]) -> HeaderList {
 impl HeaderPort for FakeHost {
     fn header_list(&self, map: HeaderMapKind) -> Result<HeaderList, HostError> {
         self.calls.borrow_mut().push("header_list");
+        if self.header_list_fails.get() {
+            return Err(HostError::InternalFailure);
+        }
         Ok(self.map(map).borrow().clone())
     }
 

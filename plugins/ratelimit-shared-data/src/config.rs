@@ -68,6 +68,22 @@ pub struct RuleConfig {
     /// A sliding window (exactly one of `token_bucket`, `window`).
     #[serde(default)]
     pub window: Option<WindowConfig>,
+    /// What a request missing a key part (header absent, no client address) counts against.
+    #[serde(default)]
+    pub on_missing_key: MissingKey,
+}
+
+/// `rules[].on_missing_key`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum MissingKey {
+    /// Every request missing a part shares one counter per rule (the part counts as "missing"),
+    /// so leaving a header out never escapes the limit.
+    #[default]
+    Shared,
+    /// The rule does not apply to the request.
+    Skip,
 }
 
 /// `rules[].match`.
@@ -364,6 +380,8 @@ pub struct Rule {
     pub key: Vec<KeyPart>,
     /// The limit.
     pub limit: Limit,
+    /// What a request missing a key part counts against.
+    pub on_missing_key: MissingKey,
 }
 
 /// The compiled configuration.
@@ -508,6 +526,7 @@ fn compile_rule(rule: &RuleConfig, field: &str) -> Result<Rule, ConfigError> {
         headers,
         key,
         limit,
+        on_missing_key: rule.on_missing_key,
     })
 }
 

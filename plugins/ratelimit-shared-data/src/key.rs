@@ -1,6 +1,6 @@
 //! Counter keys: parts read from the request, joined into one printable string.
 //!
-//! The full key is `<rule>|<part>|<part>...`. Part values are escaped (`%XX` for `%`, `|` and
+//! The full key is `<rule>|<part>|<part>...`. Part values are escaped (`%XX` for `%`, `|`, `~` and
 //! every byte outside printable ASCII), so `a|b` + `c` and `a` + `b|c` never make one key, and
 //! a value longer than [`MAX_PART_BYTES`] is replaced by `~` and its 64-bit FNV-1a hash, so a
 //! key stays small however large the header.
@@ -94,7 +94,7 @@ pub fn push_part(out: &mut String, value: &[u8]) {
         return;
     }
     for &b in value {
-        if (0x21..=0x7e).contains(&b) && b != b'%' && b != b'|' {
+        if (0x21..=0x7d).contains(&b) && b != b'%' && b != b'|' {
             out.push(char::from(b));
         } else {
             out.push('%');
@@ -119,17 +119,37 @@ pub fn fnv1a64(bytes: &[u8], seed: u64) -> u64 {
 }
 
 /// Builds a full key: the rule name, then each part; `None` when a part is missing.
-pub fn build<F>(rule: &str, parts: &[KeyPart], mut value_of: F) -> Option<String>
+pub fn build<F>(rule: &str, parts: &[KeyPart], mut value_of: F) -> Built
 where
     F: FnMut(&KeyPart) -> Option<Vec<u8>>,
 {
     let mut key = String::with_capacity(rule.len() + 24 * parts.len());
     key.push_str(rule);
+    let mut missing = false;
     for part in parts {
         key.push('|');
-        push_part(&mut key, &value_of(part)?);
+        match value_of(part) {
+            Some(value) => push_part(&mut key, &value),
+            None => {
+                missing = true;
+                key.push_str(MISSING_PART);
+            }
+        }
     }
-    Some(key)
+    Built { key, missing }
+}
+
+/// What a missing part becomes in a key: `%` followed by a non-hex byte, which escaping never
+/// produces, so no request that has the part can share the counter of those that lack it.
+pub const MISSING_PART: &str = "%-";
+
+/// A built key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Built {
+    /// The full key.
+    pub key: String,
+    /// Whether at least one part was missing (and stands as [`MISSING_PART`]).
+    pub missing: bool,
 }
 
 #[cfg(test)]
@@ -143,31 +163,44 @@ mod tests {
             KeyPart::Header(_) => Some(b"x|y".to_vec()),
             _ => Some(b"z".to_vec()),
         })
-        .unwrap();
+        .key;
         let k2 = build("r", &parts, |p| match p {
             KeyPart::Header(_) => Some(b"x".to_vec()),
             _ => Some(b"y|z".to_vec()),
         })
-        .unwrap();
+        .key;
         assert_eq!(k1, "r|x%7cy|z");
         assert_ne!(k1, k2);
-        let k = build("r", &parts, |_| Some(b"a b\xff%".to_vec())).unwrap();
+        let k = build("r", &parts, |_| Some(b"a b\xff%".to_vec())).key;
         assert_eq!(k, "r|a%20b%ff%25|a%20b%ff%25");
     }
 
     #[test]
-    fn a_missing_part_means_no_key() {
-        assert_eq!(build("r", &[KeyPart::ClientIp], |_| None), None);
-        assert_eq!(build("r", &[], |_| None).as_deref(), Some("r"));
+    fn a_missing_part_is_marked_and_never_equals_a_present_value() {
+        let missing = build("r", &[KeyPart::ClientIp], |_| None);
+        assert!(missing.missing);
+        assert_eq!(missing.key, "r|%-");
+        // No value escapes to the marker: `%` itself becomes `%25`.
+        for value in [&b"%-"[..], b"-", b"", b"%"] {
+            let present = build("r", &[KeyPart::ClientIp], |_| Some(value.to_vec()));
+            assert!(!present.missing);
+            assert_ne!(present.key, missing.key, "{value:?}");
+        }
+        let none = build("r", &[], |_| None);
+        assert_eq!((none.key.as_str(), none.missing), ("r", false));
     }
 
     #[test]
     fn long_values_are_hashed() {
         let long = vec![b'a'; 1000];
-        let k = build("r", &[KeyPart::Path], |_| Some(long.clone())).unwrap();
+        let k = build("r", &[KeyPart::Path], |_| Some(long.clone())).key;
         assert!(k.starts_with("r|~") && k.len() == 2 + 1 + 16, "{k}");
-        let other = build("r", &[KeyPart::Path], |_| Some(vec![b'b'; 1000])).unwrap();
+        let other = build("r", &[KeyPart::Path], |_| Some(vec![b'b'; 1000])).key;
         assert_ne!(k, other);
+        // A short value can't pose as a hashed one: `~` is escaped.
+        let posing = format!("~{:016x}", fnv1a64(&long, 0));
+        let posed = build("r", &[KeyPart::Path], |_| Some(posing.clone().into_bytes())).key;
+        assert_ne!(posed, k);
     }
 
     #[test]

@@ -22,7 +22,7 @@ pub enum Metric {
     SlotsExhausted,
     /// Idle slots taken over by another key.
     SlotTakeovers,
-    /// Host shared-data failures.
+    /// Host failures the decision needed (shared data, clock, request headers).
     StoreErrors,
     /// Requests given back to a rule after a later rule refused.
     Refunds,
@@ -30,11 +30,13 @@ pub enum Metric {
     RefundFailures,
     /// Gauge: slots ever claimed (never decreases: Envoy never deletes a key).
     SlotsInUse,
+    /// Rules whose key lacked a part (header absent, no client address).
+    KeyMissing,
 }
 
 impl Metric {
     /// Every metric, in definition order.
-    pub const ALL: [Metric; 12] = [
+    pub const ALL: [Metric; 13] = [
         Metric::Allowed,
         Metric::Limited,
         Metric::ShadowLimited,
@@ -47,6 +49,7 @@ impl Metric {
         Metric::Refunds,
         Metric::RefundFailures,
         Metric::SlotsInUse,
+        Metric::KeyMissing,
     ];
 
     /// The name given to the host.
@@ -64,6 +67,7 @@ impl Metric {
             Metric::Refunds => "ratelimit.refunds",
             Metric::RefundFailures => "ratelimit.refund_failures",
             Metric::SlotsInUse => "ratelimit.slots_in_use",
+            Metric::KeyMissing => "ratelimit.key_missing",
         }
     }
 }
@@ -71,13 +75,13 @@ impl Metric {
 /// The ids of the defined metrics (`None` where the host refused one).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Metrics {
-    ids: [Option<MetricId>; 12],
+    ids: [Option<MetricId>; Metric::ALL.len()],
 }
 
 impl Metrics {
     /// Defines every metric once (per VM, in `on_configure`).
     pub fn define<M: MetricsPort + ?Sized>(host: &M) -> Self {
-        let mut ids = [None; 12];
+        let mut ids = [None; Metric::ALL.len()];
         for (slot, metric) in ids.iter_mut().zip(Metric::ALL) {
             *slot = match metric {
                 Metric::SlotsInUse => host.define_gauge(metric.name()).ok(),

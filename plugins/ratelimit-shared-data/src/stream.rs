@@ -7,7 +7,7 @@
 
 use crate::answer::{deny_body, quota_headers, QuotaView};
 use crate::cidr::{last_forwarded_ip, parse_client_ip};
-use crate::config::{HeaderCondition, Rule, Settings};
+use crate::config::{FailureMode, HeaderCondition, MissingKey, Rule, Settings};
 use crate::key::{self, KeyPart};
 use crate::limiter::{Counts, Decision, DenyReason, Item, Limiter};
 use crate::metrics::{Metric, Metrics};
@@ -146,7 +146,8 @@ impl Stream {
                     LogLevel::Warn,
                     &format!("ratelimit-shared-data: cannot read request headers: {err}"),
                 );
-                return Flow::Continue;
+                runtime.metrics.add(host, Metric::StoreErrors, 1);
+                return self.host_failed(host, &runtime);
             }
         };
         for (name, values) in &settings.exempt_headers {
@@ -173,7 +174,7 @@ impl Stream {
             if !rule_matches(rule, method, path_and_query, &headers) {
                 continue;
             }
-            let key = key::build(&rule.name, &rule.key, |part| match part {
+            let built = key::build(&rule.name, &rule.key, |part| match part {
                 KeyPart::ClientIp => client_ip.map(|ip| ip.to_string().into_bytes()),
                 KeyPart::Path => Some(strip_query(path_and_query).to_vec()),
                 KeyPart::Method => Some(method.to_vec()),
@@ -187,13 +188,17 @@ impl Stream {
                 }
                 KeyPart::Constant(c) => Some(c.as_bytes().to_vec()),
             });
-            if let Some(key) = key {
-                items.push(Item {
-                    rule: index,
-                    limit: &rule.limit,
-                    key,
-                });
+            if built.missing {
+                runtime.metrics.add(host, Metric::KeyMissing, 1);
+                if rule.on_missing_key == MissingKey::Skip {
+                    continue;
+                }
             }
+            items.push(Item {
+                rule: index,
+                limit: &rule.limit,
+                key: built.key,
+            });
         }
         if items.is_empty() {
             return Flow::Continue;
@@ -202,10 +207,7 @@ impl Stream {
             Ok(now) => now,
             Err(_) => {
                 runtime.metrics.add(host, Metric::StoreErrors, 1);
-                return match settings.shared.failure_mode {
-                    crate::config::FailureMode::Open => Flow::Continue,
-                    crate::config::FailureMode::Closed => self.refuse(host, &runtime, 0, 1),
-                };
+                return self.host_failed(host, &runtime);
             }
         };
         let (decision, counts) = runtime.limiter.check(host, &items, now_ns);
@@ -255,6 +257,14 @@ impl Stream {
                 );
                 self.refuse(host, &runtime, rule, retry_after_secs)
             }
+        }
+    }
+
+    /// A host call the decision needs failed: answer per `shared_data.failure_mode`.
+    fn host_failed<H: Host + ?Sized>(&mut self, host: &H, runtime: &Runtime) -> Flow {
+        match runtime.settings.shared.failure_mode {
+            FailureMode::Open => Flow::Continue,
+            FailureMode::Closed => self.refuse(host, runtime, 0, 1),
         }
     }
 

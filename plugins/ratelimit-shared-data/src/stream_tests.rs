@@ -154,3 +154,57 @@ fn a_global_limit_reads_no_header_and_one_record() {
     assert_eq!(host.call_count("header"), 0);
     assert_eq!(host.call_count("set_header"), 0);
 }
+
+const PER_USER: &str = r#"{"rules": [{"name": "per-user", "key": [{"header": "x-user-id"}],
+    "window": {"limit": 2, "seconds": 60}}]}"#;
+
+#[test]
+fn leaving_the_key_header_out_shares_one_counter_and_never_escapes_the_limit() {
+    let anonymous = host_for("192.0.2.1", &[]);
+    let rt = runtime(PER_USER, &anonymous);
+    assert_eq!(request(&rt, &anonymous), Flow::Continue);
+    assert_eq!(request(&rt, &anonymous), Flow::Continue);
+    assert_eq!(
+        request(&rt, &anonymous),
+        Flow::Stop,
+        "third header-less request"
+    );
+    assert_eq!(anonymous.metric("ratelimit.key_missing"), 3);
+    // A user who sends the header has a counter of their own, even one named like the marker.
+    for user in [&b"alice"[..], b"%-", b""] {
+        let named = host_for("192.0.2.1", &[("x-user-id", user)]);
+        *named.shared.borrow_mut() = anonymous.shared.borrow().clone();
+        assert_eq!(request(&rt, &named), Flow::Continue, "{user:?}");
+    }
+}
+
+#[test]
+fn on_missing_key_skip_leaves_header_less_requests_to_other_rules() {
+    let skip = PER_USER.replace(
+        r#""seconds": 60}"#,
+        r#""seconds": 60}, "on_missing_key": "skip""#,
+    );
+    let host = host_for("192.0.2.1", &[]);
+    let rt = runtime(&skip, &host);
+    for _ in 0..5 {
+        assert_eq!(request(&rt, &host), Flow::Continue);
+    }
+    assert_eq!(host.metric("ratelimit.key_missing"), 5);
+    assert_eq!(host.metric("ratelimit.allowed"), 0, "no rule was checked");
+}
+
+#[test]
+fn an_unreadable_header_map_follows_the_failure_mode() {
+    let rule = r#"{"rules": [{"name": "per-user", "key": [{"header": "x-user-id"}],
+        "window": {"limit": 2, "seconds": 60}}], "shared_data": {"failure_mode": "MODE"}}"#;
+    for (mode, flow) in [("open", Flow::Continue), ("closed", Flow::Stop)] {
+        let host = host_for("192.0.2.1", &[("x-user-id", b"alice")]);
+        host.header_list_fails.set(true);
+        let rt = runtime(&rule.replace("MODE", mode), &host);
+        assert_eq!(request(&rt, &host), flow, "{mode}");
+        assert_eq!(host.metric("ratelimit.store_errors"), 1, "{mode}");
+        if flow == Flow::Stop {
+            assert_eq!(host.local_reply.borrow().as_ref().unwrap().status, 429);
+        }
+    }
+}
