@@ -1,7 +1,8 @@
 //! ratelimit-shared-data in the wasmtime harness: several workers over one shared-data store, a
 //! virtual clock, both host profiles. Bucket and window arithmetic, refill, burst, multi-rule,
-//! exemptions, shadow mode, a missing key part, slot exhaustion, a forced CRC32 key collision, workers racing on one
-//! key on threads (admitted == limit exactly), and a million distinct clients within the bound.
+//! exemptions, shadow mode, a missing key part, slot exhaustion, a forced CRC32 key collision,
+//! workers racing on one key on threads (admitted == limit exactly), and a million distinct
+//! clients within the bound.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::time::{Duration, Instant};
