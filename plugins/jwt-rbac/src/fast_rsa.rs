@@ -186,39 +186,33 @@ impl FastRsa {
         self.bits
     }
 
-    /// `out = a * b / R mod n`; `t` is scratch of `k + 2` limbs.
+    /// `out = a * b / R mod n`; `t` is scratch of `k + 1` limbs. One pass per limb of `a`
+    /// multiplies and reduces at once (two carry chains: `a_i * b_j` and `m * n_j`).
     fn mont_mul(&self, out: &mut [u32], a: &[u32], b: &[u32], t: &mut [u32]) {
         let k = self.n.len();
+        let (n, a, b) = (&self.n[..k], &a[..k], &b[..k]);
+        let t = &mut t[..k + 1];
         t.fill(0);
-        let n0 = self.n[0];
-        for &ai in a.iter().take(k) {
+        for &ai in a {
             let ai = u64::from(ai);
-            // t += ai * b
-            let mut c = 0u64;
-            for (tj, bj) in t[..k].iter_mut().zip(&b[..k]) {
-                let s = u64::from(*tj) + ai * u64::from(*bj) + c;
-                *tj = s as u32;
-                c = s >> 32;
-            }
-            let s = u64::from(t[k]) + c;
-            t[k] = s as u32;
-            t[k + 1] = (s >> 32) as u32;
-            // t = (t + m * n) / 2^32
-            let m = u64::from(t[0].wrapping_mul(self.n0inv));
-            let s = u64::from(t[0]) + m * u64::from(n0);
-            let mut c = s >> 32;
+            let s = u64::from(t[0]) + ai * u64::from(b[0]);
+            let m = u64::from((s as u32).wrapping_mul(self.n0inv));
+            let mut c1 = s >> 32;
+            let mut c2 = (u64::from(s as u32) + m * u64::from(n[0])) >> 32;
             for j in 1..k {
-                let s = u64::from(t[j]) + m * u64::from(self.n[j]) + c;
-                t[j - 1] = s as u32;
-                c = s >> 32;
+                let s1 = u64::from(t[j]) + ai * u64::from(b[j]) + c1;
+                c1 = s1 >> 32;
+                let s2 = u64::from(s1 as u32) + m * u64::from(n[j]) + c2;
+                c2 = s2 >> 32;
+                t[j - 1] = s2 as u32;
             }
-            let s = u64::from(t[k]) + c;
+            let s = u64::from(t[k]) + c1 + c2;
             t[k - 1] = s as u32;
-            t[k] = t[k + 1] + (s >> 32) as u32;
+            t[k] = (s >> 32) as u32;
         }
         out.copy_from_slice(&t[..k]);
-        if t[k] != 0 || !less(out, &self.n) {
-            sub_in_place(out, &self.n);
+        if t[k] != 0 || !less(out, n) {
+            sub_in_place(out, n);
         }
     }
 
@@ -232,8 +226,8 @@ impl FastRsa {
         if !less(&s, &self.n) {
             return None;
         }
-        // One allocation for every buffer: base, acc, tmp (k each) and the scratch (k + 2).
-        let mut buffers = vec![0u32; 4 * k + 2];
+        // One allocation for every buffer: base, acc, tmp (k each) and the scratch (k + 1).
+        let mut buffers = vec![0u32; 4 * k + 1];
         let (base, rest) = buffers.split_at_mut(k);
         let (acc, rest) = rest.split_at_mut(k);
         let (tmp, t) = rest.split_at_mut(k);
