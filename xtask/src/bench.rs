@@ -100,6 +100,17 @@ const CONFIGS: &[BenchConfig] = &[
         },
     },
     BenchConfig {
+        name: "wasm-floor",
+        what: "Envoy + ratelimit-shared-data with no rules: every proxy-wasm callback of a stream runs and returns at once; the fixed cost of any Wasm filter in Envoy's V8, the floor under every plugin above",
+        filters: |dist| {
+            vec![envoy::wasm_filter(
+                "ratelimit-shared-data",
+                &json!({"rules": []}),
+                &dist.join("ratelimit-shared-data.wasm"),
+            )]
+        },
+    },
+    BenchConfig {
         name: "audit-log",
         what: "Envoy + audit-log, defaults: every record field built in on_log, hash-chained, written to Envoy's log (info) and to filter state; no HTTP export (it needs a collector cluster and the singleton)",
         filters: |dist| {
