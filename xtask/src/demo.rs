@@ -647,6 +647,14 @@ fn audit_records(demo: &mut Demo) -> Result<(), String> {
             r["decisions"]
         );
     }
+    if let Some(r) = parsed.iter().find(|r| r["status"] == 429) {
+        println!(
+            "    e.g. {} {} -> 429: decisions {}",
+            r["method"].as_str().unwrap_or("?"),
+            r["path"].as_str().unwrap_or("?"),
+            r["decisions"]
+        );
+    }
     want(
         records == demo.sent,
         &format!("{} records, one per request", demo.sent),
@@ -664,6 +672,24 @@ fn audit_records(demo: &mut Demo) -> Result<(), String> {
             .iter()
             .any(|r| r["identity"]["subject"] == "alice" && r["decisions"]["auth"] == "verified"),
         "a record with identity alice, auth verified",
+    )?;
+    // audit-log runs before ratelimit-shared-data, so its response callback runs after
+    // ratelimit's: a 429 is recorded with the headers ratelimit set on it.
+    want(
+        parsed.iter().any(|r| {
+            r["status"] == 429
+                && r["decisions"]["ratelimit"] == "limited"
+                && r["decisions"]["ratelimit_remaining"] == "0"
+        }),
+        "a 429 record with decisions ratelimit: limited, ratelimit_remaining: \"0\"",
+    )?;
+    // The breaker's fallback answers are recorded too (the record has no marker for them yet:
+    // status 200 and no upstream address).
+    want(
+        parsed.iter().any(|r| {
+            r["path"] == "/api/orders" && r["status"] == 200 && r["upstream"]["address"].is_null()
+        }),
+        "a record of a fallback answer (/api/orders, 200, no upstream address)",
     )?;
     want(
         !demo.token.is_empty() && !text.contains(&demo.token),
