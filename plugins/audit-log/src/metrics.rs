@@ -8,7 +8,7 @@
 //!   full, queue unavailable); each is also logged whole as `audit-log-dropped: {...}`.
 //! - `audit_log.buffer_depth` (gauge): records held by the exporter (buffered plus in flight).
 
-use gateway_core::ports::{MetricId, MetricsPort};
+use gateway_core::metrics::{MetricKind, MetricSet};
 
 /// The counters and the gauge.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,48 +23,35 @@ pub enum Metric {
     ExportFailures,
     /// See the module docs.
     Dropped,
+    /// See the module docs (a gauge).
+    BufferDepth,
 }
 
-const COUNTERS: [(Metric, &str); 5] = [
-    (Metric::Written, "audit_log.records_written"),
-    (Metric::Exported, "audit_log.records_exported"),
-    (Metric::Retried, "audit_log.records_retried"),
-    (Metric::ExportFailures, "audit_log.export_failures"),
-    (Metric::Dropped, "audit_log.records_dropped"),
-];
+impl MetricKind for Metric {
+    const ALL: &'static [Self] = &[
+        Metric::Written,
+        Metric::Exported,
+        Metric::Retried,
+        Metric::ExportFailures,
+        Metric::Dropped,
+        Metric::BufferDepth,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Metric::Written => "audit_log.records_written",
+            Metric::Exported => "audit_log.records_exported",
+            Metric::Retried => "audit_log.records_retried",
+            Metric::ExportFailures => "audit_log.export_failures",
+            Metric::Dropped => "audit_log.records_dropped",
+            Metric::BufferDepth => "audit_log.buffer_depth",
+        }
+    }
+
+    fn is_gauge(self) -> bool {
+        self == Metric::BufferDepth
+    }
+}
 
 /// Metric ids (`None` where the host refused one).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Metrics {
-    counters: [Option<MetricId>; 5],
-    depth: Option<MetricId>,
-}
-
-impl Metrics {
-    /// Defines them (once per VM).
-    pub fn define<M: MetricsPort + ?Sized>(host: &M) -> Self {
-        let mut counters = [None; 5];
-        for (slot, (_, name)) in counters.iter_mut().zip(COUNTERS) {
-            *slot = host.define_counter(name).ok();
-        }
-        Self {
-            counters,
-            depth: host.define_gauge("audit_log.buffer_depth").ok(),
-        }
-    }
-
-    /// Adds `n` to a counter.
-    pub fn add<M: MetricsPort + ?Sized>(&self, host: &M, metric: Metric, n: usize) {
-        let index = COUNTERS.iter().position(|(m, _)| *m == metric);
-        if let Some(id) = index.and_then(|i| self.counters.get(i).copied().flatten()) {
-            let _ = host.increment(id, i64::try_from(n).unwrap_or(i64::MAX));
-        }
-    }
-
-    /// Sets the buffer depth gauge.
-    pub fn depth<M: MetricsPort + ?Sized>(&self, host: &M, depth: usize) {
-        if let Some(id) = self.depth {
-            let _ = host.record(id, depth as u64);
-        }
-    }
-}
+pub type Metrics = MetricSet<Metric>;

@@ -270,7 +270,11 @@ impl Runtime {
                 }
             }
         }
-        self.metrics.depth(host, self.exporter.borrow().depth());
+        self.metrics.record(
+            host,
+            Metric::BufferDepth,
+            u64::try_from(self.exporter.borrow().depth()).unwrap_or(u64::MAX),
+        );
     }
 
     fn report<H: Host + ?Sized>(&self, host: &H, outcome: Outcome, why: &str) {

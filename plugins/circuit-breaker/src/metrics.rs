@@ -6,11 +6,11 @@
 //! `.failures`, `.successes`, `.contended`. Plugin-wide: `circuit_breaker.untracked`,
 //! `circuit_breaker.errors`.
 
-use gateway_core::ports::{MetricId, MetricsPort};
+use gateway_core::metrics::{MetricKind, MetricSet};
 
-/// One breaker's counter.
+/// One breaker's metric, named `circuit_breaker.<b>.<suffix>`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Counter {
+pub enum BreakerMetric {
     /// Trips (closed -> open and half-open -> open).
     Trips,
     /// Requests refused while open (local reply or fallback).
@@ -23,38 +23,42 @@ pub enum Counter {
     Successes,
     /// Admissions or outcomes given up after `max_cas_attempts` lost races.
     Contended,
+    /// Gauge: 0 closed, 1 open, 2 half-open.
+    State,
 }
 
-impl Counter {
-    const ALL: [Counter; 6] = [
-        Counter::Trips,
-        Counter::Rejected,
-        Counter::Probes,
-        Counter::Failures,
-        Counter::Successes,
-        Counter::Contended,
+impl MetricKind for BreakerMetric {
+    const ALL: &'static [Self] = &[
+        BreakerMetric::Trips,
+        BreakerMetric::Rejected,
+        BreakerMetric::Probes,
+        BreakerMetric::Failures,
+        BreakerMetric::Successes,
+        BreakerMetric::Contended,
+        BreakerMetric::State,
     ];
 
-    fn suffix(self) -> &'static str {
+    fn name(self) -> &'static str {
         match self {
-            Counter::Trips => "trips",
-            Counter::Rejected => "rejected",
-            Counter::Probes => "probes",
-            Counter::Failures => "failures",
-            Counter::Successes => "successes",
-            Counter::Contended => "contended",
+            BreakerMetric::Trips => "trips",
+            BreakerMetric::Rejected => "rejected",
+            BreakerMetric::Probes => "probes",
+            BreakerMetric::Failures => "failures",
+            BreakerMetric::Successes => "successes",
+            BreakerMetric::Contended => "contended",
+            BreakerMetric::State => "state",
         }
+    }
+
+    fn is_gauge(self) -> bool {
+        self == BreakerMetric::State
     }
 }
 
-/// Metric ids of one breaker (`None` where the host refused one).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct BreakerMetrics {
-    state: Option<MetricId>,
-    counters: [Option<MetricId>; 6],
-}
+/// One breaker's metric ids.
+pub type BreakerMetrics = MetricSet<BreakerMetric>;
 
-/// The metric-safe form of a breaker name.
+/// The metric-name form of a breaker name: every character outside `[A-Za-z0-9_-]` becomes `_`.
 pub fn metric_name(breaker: &str) -> String {
     breaker
         .chars()
@@ -68,66 +72,36 @@ pub fn metric_name(breaker: &str) -> String {
         .collect()
 }
 
-impl BreakerMetrics {
-    /// Defines the metrics of breaker `name` (once per VM and breaker).
-    pub fn define<M: MetricsPort + ?Sized>(host: &M, name: &str) -> Self {
-        let base = format!("circuit_breaker.{}", metric_name(name));
-        let mut counters = [None; 6];
-        for (slot, c) in counters.iter_mut().zip(Counter::ALL) {
-            *slot = host.define_counter(&format!("{base}.{}", c.suffix())).ok();
-        }
-        Self {
-            state: host.define_gauge(&format!("{base}.state")).ok(),
-            counters,
-        }
-    }
-
-    /// Adds one to a counter.
-    pub fn add<M: MetricsPort + ?Sized>(&self, host: &M, counter: Counter) {
-        let index = Counter::ALL.iter().position(|c| *c == counter);
-        if let Some(id) = index.and_then(|i| self.counters.get(i).copied().flatten()) {
-            let _ = host.increment(id, 1);
-        }
-    }
-
-    /// Sets the state gauge.
-    pub fn set_state<M: MetricsPort + ?Sized>(&self, host: &M, state: u64) {
-        if let Some(id) = self.state {
-            let _ = host.record(id, state);
-        }
-    }
+/// Defines the metrics of breaker `name` (once per breaker per VM).
+pub fn define_breaker<M: gateway_core::ports::MetricsPort + ?Sized>(
+    host: &M,
+    name: &str,
+) -> BreakerMetrics {
+    BreakerMetrics::define_with_prefix(host, &format!("circuit_breaker.{}", metric_name(name)))
 }
 
 /// Plugin-wide counters.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct GlobalMetrics {
-    untracked: Option<MetricId>,
-    errors: Option<MetricId>,
-}
-
-impl GlobalMetrics {
-    /// Defines them (once per VM).
-    pub fn define<M: MetricsPort + ?Sized>(host: &M) -> Self {
-        Self {
-            untracked: host.define_counter("circuit_breaker.untracked").ok(),
-            errors: host.define_counter("circuit_breaker.errors").ok(),
-        }
-    }
-
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GlobalMetric {
     /// A request passed without a breaker (no key value, or every breaker slot taken).
-    pub fn untracked<M: MetricsPort + ?Sized>(&self, host: &M) {
-        if let Some(id) = self.untracked {
-            let _ = host.increment(id, 1);
-        }
-    }
-
+    Untracked,
     /// Shared data failed (host error, key collision): the request passed.
-    pub fn error<M: MetricsPort + ?Sized>(&self, host: &M) {
-        if let Some(id) = self.errors {
-            let _ = host.increment(id, 1);
+    Errors,
+}
+
+impl MetricKind for GlobalMetric {
+    const ALL: &'static [Self] = &[GlobalMetric::Untracked, GlobalMetric::Errors];
+
+    fn name(self) -> &'static str {
+        match self {
+            GlobalMetric::Untracked => "circuit_breaker.untracked",
+            GlobalMetric::Errors => "circuit_breaker.errors",
         }
     }
 }
+
+/// The plugin-wide metric ids.
+pub type GlobalMetrics = MetricSet<GlobalMetric>;
 
 #[cfg(test)]
 mod tests {
@@ -145,9 +119,9 @@ mod tests {
     #[test]
     fn defines_per_breaker() {
         let host = FakeHost::default();
-        let m = BreakerMetrics::define(&host, "payments");
-        m.add(&host, Counter::Trips);
-        m.set_state(&host, 1);
+        let m = define_breaker(&host, "payments");
+        m.add(&host, BreakerMetric::Trips, 1);
+        m.record(&host, BreakerMetric::State, 1);
         assert_eq!(host.metric("circuit_breaker.payments.trips"), 1);
         assert_eq!(host.metric("circuit_breaker.payments.state"), 1);
         assert_eq!(host.metrics.borrow().len(), 7);

@@ -17,7 +17,7 @@
 use crate::breaker::{Admission, BreakerState, Outcome, Step, Transition};
 use crate::config::{BreakerSettings, KeyRule, OpenAction, Settings};
 use crate::failure::{parse_flags, UpstreamSignals};
-use crate::metrics::{BreakerMetrics, Counter, GlobalMetrics};
+use crate::metrics::{define_breaker, BreakerMetric, BreakerMetrics, GlobalMetric, GlobalMetrics};
 use gateway_core::ports::{
     Clock, HeaderMapKind, HeaderPort, LocalReplyPort, LogLevel, LogPort, MetricsPort, PropertyPort,
     SharedDataPort,
@@ -124,7 +124,7 @@ impl Runtime {
         let tracked = Rc::new(Tracked {
             name: name.to_owned(),
             record_key: format!("{}/slot/{slot}", self.settings.prefix),
-            metrics: BreakerMetrics::define(host, name),
+            metrics: define_breaker(host, name),
         });
         self.breakers
             .borrow_mut()
@@ -133,7 +133,7 @@ impl Runtime {
     }
 
     fn shared_error<H: Host + ?Sized>(&self, host: &H, err: &RecordError) {
-        self.global.error(host);
+        self.global.add(host, GlobalMetric::Errors, 1);
         if !self.error_logged.replace(true) {
             host.log(
                 LogLevel::Warn,
@@ -212,15 +212,15 @@ impl Stream {
         if spoofed {
             // The gateway routed this request with the client's copy of the fallback header; a
             // key read from the route or cluster now names the fallback. Pass it untracked.
-            rt.global.untracked(host);
+            rt.global.add(host, GlobalMetric::Untracked, 1);
             return Flow::Continue;
         }
         let Some(name) = key_value(host, settings) else {
-            rt.global.untracked(host);
+            rt.global.add(host, GlobalMetric::Untracked, 1);
             return Flow::Continue;
         };
         let Some(tracked) = rt.breaker(host, &name) else {
-            rt.global.untracked(host);
+            rt.global.add(host, GlobalMetric::Untracked, 1);
             return Flow::Continue;
         };
         let breaker = settings.breaker(&tracked.name);
@@ -246,7 +246,7 @@ impl Stream {
                 updated.value.0
             }
             Err(RecordError::Contended { .. }) => {
-                tracked.metrics.add(host, Counter::Contended);
+                tracked.metrics.add(host, BreakerMetric::Contended, 1);
                 Admission::Reject {
                     retry_after_ms: CONTENDED_RETRY_MS,
                 }
@@ -260,7 +260,7 @@ impl Stream {
             Admission::Pass { epoch } | Admission::Probe { epoch } => {
                 let probe = matches!(admission, Admission::Probe { .. });
                 if probe {
-                    tracked.metrics.add(host, Counter::Probes);
+                    tracked.metrics.add(host, BreakerMetric::Probes, 1);
                 }
                 self.admitted = Some(Admitted {
                     breaker: tracked,
@@ -271,7 +271,7 @@ impl Stream {
                 Flow::Continue
             }
             Admission::Reject { retry_after_ms } => {
-                tracked.metrics.add(host, Counter::Rejected);
+                tracked.metrics.add(host, BreakerMetric::Rejected, 1);
                 self.diverted = true;
                 self.refuse(host, breaker, &tracked.name, retry_after_ms)
             }
@@ -379,10 +379,11 @@ impl Stream {
             tracked.metrics.add(
                 host,
                 if failure {
-                    Counter::Failures
+                    BreakerMetric::Failures
                 } else {
-                    Counter::Successes
+                    BreakerMetric::Successes
                 },
+                1,
             );
         }
         let initial = BreakerState::new(&policy).encode();
@@ -415,7 +416,9 @@ impl Stream {
                     announce(host, &tracked, t, now);
                 }
             }
-            Err(RecordError::Contended { .. }) => tracked.metrics.add(host, Counter::Contended),
+            Err(RecordError::Contended { .. }) => {
+                tracked.metrics.add(host, BreakerMetric::Contended, 1)
+            }
             Err(err) => rt.shared_error(host, &err),
         }
     }
@@ -451,9 +454,11 @@ fn announce<H: Host + ?Sized>(host: &H, tracked: &Tracked, t: Transition, now: u
         ),
     };
     host.log(LogLevel::Info, &format!("{line} (at {now} ms)"));
-    tracked.metrics.set_state(host, t.to() as u64);
+    tracked
+        .metrics
+        .record(host, BreakerMetric::State, t.to() as u64);
     if t.is_trip() {
-        tracked.metrics.add(host, Counter::Trips);
+        tracked.metrics.add(host, BreakerMetric::Trips, 1);
     }
 }
 

@@ -227,6 +227,7 @@ impl MetricsPort for FakeHost {
     }
 
     fn increment(&self, id: MetricId, delta: i64) -> Result<(), HostError> {
+        self.calls.borrow_mut().push("increment");
         let mut metrics = self.metrics.borrow_mut();
         let entry = usize::try_from(id.0)
             .ok()

@@ -19,6 +19,7 @@ pub mod fake;
 pub mod headers;
 pub mod identity;
 pub mod matching;
+pub mod metrics;
 pub mod ports;
 pub mod proxy_wasm_host;
 pub mod shared_record;

@@ -1,7 +1,7 @@
 //! Metrics the plugin defines. Envoy shows them as `wasmcustom.<name>`, Kong as
 //! `pw.<filter>.<name>`.
 
-use gateway_core::ports::{MetricId, MetricsPort};
+use gateway_core::metrics::{MetricKind, MetricSet};
 
 /// One counter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,9 +26,8 @@ pub enum Metric {
     TraceparentsInvalid,
 }
 
-impl Metric {
-    /// Every metric, in definition order.
-    pub const ALL: [Metric; 9] = [
+impl MetricKind for Metric {
+    const ALL: &'static [Self] = &[
         Metric::Requests,
         Metric::PreflightsAnswered,
         Metric::PreflightsRejected,
@@ -40,8 +39,7 @@ impl Metric {
         Metric::TraceparentsInvalid,
     ];
 
-    /// The name given to the host.
-    pub fn name(self) -> &'static str {
+    fn name(self) -> &'static str {
         match self {
             Metric::Requests => "header_injection.requests",
             Metric::PreflightsAnswered => "header_injection.preflights_answered",
@@ -56,33 +54,8 @@ impl Metric {
     }
 }
 
-/// The ids of the defined counters (`None` where the host refused one).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Metrics {
-    ids: [Option<MetricId>; 9],
-}
-
-impl Metrics {
-    /// Defines every counter once (per VM, in `on_configure`).
-    pub fn define<M: MetricsPort + ?Sized>(host: &M) -> Self {
-        let mut ids = [None; 9];
-        for (slot, metric) in ids.iter_mut().zip(Metric::ALL) {
-            *slot = host.define_counter(metric.name()).ok();
-        }
-        Self { ids }
-    }
-
-    /// Adds `n` to a counter (nothing for 0: every host call costs).
-    pub fn add<M: MetricsPort + ?Sized>(&self, host: &M, metric: Metric, n: usize) {
-        if n == 0 {
-            return;
-        }
-        let index = Metric::ALL.iter().position(|m| *m == metric);
-        if let Some(id) = index.and_then(|i| self.ids.get(i).copied().flatten()) {
-            let _ = host.increment(id, i64::try_from(n).unwrap_or(i64::MAX));
-        }
-    }
-}
+/// The ids of the defined metrics (`None` where the host refused one).
+pub type Metrics = MetricSet<Metric>;
 
 #[cfg(test)]
 mod tests {

@@ -1,7 +1,7 @@
 //! Metrics the plugin defines. Envoy shows them as `wasmcustom.<name>`, Kong as
 //! `pw.<filter>.<name>`.
 
-use gateway_core::ports::{MetricId, MetricsPort};
+use gateway_core::metrics::{MetricKind, MetricSet};
 
 /// One metric.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,9 +34,8 @@ pub enum Metric {
     KeyMissing,
 }
 
-impl Metric {
-    /// Every metric, in definition order.
-    pub const ALL: [Metric; 13] = [
+impl MetricKind for Metric {
+    const ALL: &'static [Self] = &[
         Metric::Allowed,
         Metric::Limited,
         Metric::ShadowLimited,
@@ -52,8 +51,11 @@ impl Metric {
         Metric::KeyMissing,
     ];
 
-    /// The name given to the host.
-    pub fn name(self) -> &'static str {
+    fn is_gauge(self) -> bool {
+        self == Metric::SlotsInUse
+    }
+
+    fn name(self) -> &'static str {
         match self {
             Metric::Allowed => "ratelimit.allowed",
             Metric::Limited => "ratelimit.limited",
@@ -73,35 +75,7 @@ impl Metric {
 }
 
 /// The ids of the defined metrics (`None` where the host refused one).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Metrics {
-    ids: [Option<MetricId>; Metric::ALL.len()],
-}
-
-impl Metrics {
-    /// Defines every metric once (per VM, in `on_configure`).
-    pub fn define<M: MetricsPort + ?Sized>(host: &M) -> Self {
-        let mut ids = [None; Metric::ALL.len()];
-        for (slot, metric) in ids.iter_mut().zip(Metric::ALL) {
-            *slot = match metric {
-                Metric::SlotsInUse => host.define_gauge(metric.name()).ok(),
-                _ => host.define_counter(metric.name()).ok(),
-            };
-        }
-        Self { ids }
-    }
-
-    /// Adds `n` (nothing for 0: every host call costs).
-    pub fn add<M: MetricsPort + ?Sized>(&self, host: &M, metric: Metric, n: u32) {
-        if n == 0 {
-            return;
-        }
-        let index = Metric::ALL.iter().position(|m| *m == metric);
-        if let Some(id) = index.and_then(|i| self.ids.get(i).copied().flatten()) {
-            let _ = host.increment(id, i64::from(n));
-        }
-    }
-}
+pub type Metrics = MetricSet<Metric>;
 
 #[cfg(test)]
 mod tests {
