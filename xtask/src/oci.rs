@@ -41,9 +41,9 @@ pub const REGISTRY_PLACEHOLDER: &str = "REGISTRY";
 
 /// Where each plugin sits in an Istio filter chain, and what happens when it cannot run.
 ///
-/// Order matches the README: header-injection, jwt-rbac, ratelimit-shared-data, audit-log,
+/// Order matches the README: header-injection, jwt-rbac, audit-log, ratelimit-shared-data,
 /// circuit-breaker. Istio orders `AUTHN` < `AUTHZ` < `STATS` < router, and within a phase the
-/// higher `priority` runs first.
+/// higher `priority` runs first (WasmPlugin API: "Higher priority is evaluated first").
 #[derive(Debug, Clone, Copy)]
 pub struct IstioPlacement {
     pub plugin: &'static str,
@@ -74,21 +74,25 @@ pub const ISTIO_CHAIN: [IstioPlacement; 5] = [
               filter that cannot run must refuse requests, not let them through",
     },
     IstioPlacement {
+        plugin: "audit-log",
+        phase: "AUTHZ",
+        priority: 100,
+        fail_strategy: "FAIL_OPEN",
+        why: "after jwt-rbac (AUTHN), so the verified identity is in the record; before \
+              ratelimit-shared-data (AUTHZ 50) and circuit-breaker (STATS): Envoy runs response \
+              callbacks in reverse order, so it sees the response after those two acted on it and \
+              records their real decisions (it writes after the response); FAIL_OPEN: serving \
+              without audit records is preferred to an outage (FAIL_CLOSE if your policy says no \
+              request without a record)",
+    },
+    IstioPlacement {
         plugin: "ratelimit-shared-data",
         phase: "AUTHZ",
         priority: 50,
         fail_strategy: "FAIL_OPEN",
-        why: "after authentication, so identity headers are verified; FAIL_OPEN: a broken limiter \
-              should not take the API down (make it FAIL_CLOSE if limits protect a fragile backend)",
-    },
-    IstioPlacement {
-        plugin: "audit-log",
-        phase: "STATS",
-        priority: 20,
-        fail_strategy: "FAIL_OPEN",
-        why: "after authn/authz so identity and decisions are known (it writes after the response); \
-              FAIL_OPEN: serving without audit records is preferred to an outage (FAIL_CLOSE if \
-              your policy says no request without a record)",
+        why: "after authentication, so identity headers are verified, and after audit-log \
+              (AUTHZ 100); FAIL_OPEN: a broken limiter should not take the API down (make it \
+              FAIL_CLOSE if limits protect a fragile backend)",
     },
     IstioPlacement {
         plugin: "circuit-breaker",
@@ -729,8 +733,8 @@ mod tests {
             [
                 "header-injection",
                 "jwt-rbac",
-                "ratelimit-shared-data",
                 "audit-log",
+                "ratelimit-shared-data",
                 "circuit-breaker"
             ]
         );
