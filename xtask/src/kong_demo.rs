@@ -43,8 +43,33 @@ fn named_configs(text: &str) -> Vec<(String, Value)> {
     out
 }
 
+/// Kong's order differs from Envoy's and Istio's (`ISTIO_CHAIN`) in one place: audit-log after
+/// ratelimit-shared-data. ngx_wasm_module runs every step, response headers included, through
+/// the filter chain in the order listed (Envoy runs response callbacks in reverse), so on Kong
+/// audit-log must follow ratelimit-shared-data to see the rate-limit headers it sets.
+const KONG_CHAIN: [&str; 5] = [
+    "header-injection",
+    "jwt-rbac",
+    "ratelimit-shared-data",
+    "audit-log",
+    "circuit-breaker",
+];
+
 fn chain_names() -> Vec<String> {
-    ISTIO_CHAIN.iter().map(|p| p.plugin.to_owned()).collect()
+    KONG_CHAIN.iter().map(|p| (*p).to_owned()).collect()
+}
+
+#[test]
+fn kong_chain_is_the_istio_chain_with_audit_log_after_ratelimit() {
+    let mut expected: Vec<&str> = ISTIO_CHAIN.iter().map(|p| p.plugin).collect();
+    let audit = expected.iter().position(|p| *p == "audit-log").unwrap();
+    expected.remove(audit);
+    let ratelimit = expected
+        .iter()
+        .position(|p| *p == "ratelimit-shared-data")
+        .unwrap();
+    expected.insert(ratelimit + 1, "audit-log");
+    assert_eq!(KONG_CHAIN.to_vec(), expected);
 }
 
 /// Kong callouts take `host:port`, not an Envoy cluster name.
