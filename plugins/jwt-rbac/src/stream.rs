@@ -4,7 +4,7 @@
 //! validation), roles and scopes, identity headers, token stripping. A denial answers locally
 //! with 401/403 and a stable reason code; nothing of the token or the keys is echoed.
 
-use crate::cache::{self, TokenCache};
+use crate::cache::TokenCache;
 use crate::claims;
 use crate::config::{NoRule, Settings};
 use crate::extract::{self, Found};
@@ -311,9 +311,9 @@ impl Stream {
                 .ok_or(Reason::ApiKeyInvalid);
         }
         let enabled = self.shared.cache.borrow().enabled();
-        let key = cache::key(index, token);
+
         if enabled && token.len() <= provider.validator.max_token_bytes {
-            if let Some(hit) = self.shared.cache.borrow_mut().get(&key, now) {
+            if let Some(hit) = self.shared.cache.borrow_mut().get(index, token, now) {
                 self.shared.metrics.add(host, Metric::CacheHits, 1);
                 return Ok(hit);
             }
@@ -356,7 +356,7 @@ impl Stream {
             self.shared
                 .cache
                 .borrow_mut()
-                .insert(key, Rc::clone(&verified), now);
+                .insert(index, token, Rc::clone(&verified), now);
         }
         Ok(verified)
     }
