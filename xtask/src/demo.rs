@@ -783,6 +783,41 @@ fn demo_config(meta_target: &Path) -> Result<(PathBuf, Ports)> {
     Ok((copy, ports))
 }
 
+/// Waits (at most 20 s) until jwt-rbac has fetched the issuer's JWKS once, as Envoy's stats
+/// show it, so that the first step needing a key does not depend on how fast that went.
+/// The walkthrough goes on either way; a step that needs the keys then says what it got.
+fn wait_for_first_jwks(admin: SocketAddr) {
+    const STAT: &str = "wasmcustom.jwt_rbac.jwks_fetch_ok";
+    let started = std::time::Instant::now();
+    let deadline = started + std::time::Duration::from_secs(20);
+    loop {
+        let fetched = http::request(admin, "GET", &format!("/stats?filter={STAT}"), &[], "")
+            .ok()
+            .and_then(|r| {
+                r.body.lines().find_map(|l| {
+                    l.strip_prefix(STAT)?
+                        .strip_prefix(": ")?
+                        .trim()
+                        .parse::<u64>()
+                        .ok()
+                })
+            })
+            .unwrap_or(0);
+        if fetched > 0 {
+            println!(
+                "jwt-rbac fetched the issuer's JWKS ({} ms after Envoy was ready)",
+                started.elapsed().as_millis()
+            );
+            return;
+        }
+        if std::time::Instant::now() > deadline {
+            println!("jwt-rbac has not fetched the issuer's JWKS after 20 s; going on");
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
 pub fn run(args: &[String]) -> Result<()> {
     let mut once = false;
     for a in args {
@@ -846,6 +881,8 @@ pub fn run(args: &[String]) -> Result<()> {
         config.display(),
         log.display()
     );
+
+    wait_for_first_jwks(local(ports.admin));
 
     let mut demo = Demo {
         ports,
