@@ -797,6 +797,37 @@ mod tests {
     }
 
     #[test]
+    fn only_names_known_configurations_and_every_token_load_has_one() {
+        let args = |a: &[&str]| a.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        let o = parse_args(&args(&["--only", "jwt-rbac-reused, jwt_authn-reused"])).ok();
+        assert_eq!(
+            o.map(|o| o.only),
+            Some(vec![
+                "jwt-rbac-reused".to_owned(),
+                "jwt_authn-reused".to_owned()
+            ])
+        );
+        assert!(parse_args(&args(&["--only", "jwt-rbac-typo"])).is_err());
+        for (name, _) in TOKEN_LOADS {
+            assert!(CONFIGS.iter().any(|c| c.name == *name), "{name}");
+        }
+    }
+
+    #[test]
+    fn token_script_cycles_through_the_file() {
+        let dir = std::env::temp_dir().join(format!("bench-script-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).ok();
+        let file = dir.join("tokens.txt");
+        let script = token_script(&dir, REUSED, &file).ok();
+        let text = script.and_then(|p| std::fs::read_to_string(p).ok());
+        let text = text.unwrap_or_default();
+        assert!(text.contains(&format!("io.lines(\"{}\")", file.display())));
+        assert!(text.contains("headers[\"x-bench-token\"] = token"));
+        assert!(token_script(&dir, REUSED, Path::new("/a\"b")).is_err());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn medians() {
         assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
         assert_eq!(median(vec![4.0, 1.0, 2.0, 3.0]), 2.5);
