@@ -48,7 +48,11 @@ use stream::{Flow, Shared, Stream};
 
 proxy_wasm::main! {{
     proxy_wasm::set_root_context(|context_id| -> Box<dyn RootContext> {
-        Box::new(JwtRbacRoot { context_id, shared: None })
+        Box::new(JwtRbacRoot {
+            context_id,
+            shared: None,
+            configuring: false,
+        })
     });
 }}
 
@@ -56,7 +60,14 @@ proxy_wasm::main! {{
 struct JwtRbacRoot {
     context_id: u32,
     shared: Option<Shared>,
+    /// True while `on_configure` runs. On Envoy that includes the main thread's copy of the
+    /// plugin, configured before the cluster manager is up: a fetch it starts may never be
+    /// answered, so the lease it takes must not hold the workers off for a whole timeout.
+    configuring: bool,
 }
+
+/// How long a fetch started in `on_configure` holds the lease, seconds: one tick.
+const CONFIGURE_LEASE_SECS: i64 = 1;
 
 fn now_secs() -> i64 {
     ProxyWasmHost
@@ -135,7 +146,12 @@ impl JwtRbacRoot {
         now: i64,
     ) -> Option<Result<u32, proxy_wasm::types::Status>> {
         let timeout = Duration::from_millis(remote.timeout_ms);
-        let until = now.saturating_add(i64::try_from(timeout.as_secs()).unwrap_or(60) + 1);
+        let hold = if self.configuring {
+            CONFIGURE_LEASE_SECS
+        } else {
+            i64::try_from(timeout.as_secs()).unwrap_or(60) + 1
+        };
+        let until = now.saturating_add(hold);
         if !remote::take_lease(&ProxyWasmHost, doc, provider, now, until) {
             return None;
         }
@@ -433,7 +449,9 @@ impl RootContext for JwtRbacRoot {
                     &format!("jwt-rbac: cannot set the tick period: {status:?}"),
                 );
             }
+            self.configuring = true;
             self.refresh_remote();
+            self.configuring = false;
         }
         true
     }
