@@ -6,9 +6,10 @@
 //! `jwt_rbac.revocations_fetch_failed`.
 
 use crate::reason::Reason;
-use gateway_core::ports::{MetricId, MetricsPort};
+use gateway_core::metrics::{MetricKind, MetricSet};
+use gateway_core::ports::MetricsPort;
 
-/// One counter.
+/// One counter (the per-reason ones are [`Metrics::denied`]'s).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Metric {
     /// Requests let through with a verified identity.
@@ -17,8 +18,6 @@ pub enum Metric {
     Anonymous,
     /// Requests denied (every reason).
     Denied,
-    /// Requests denied for this reason.
-    DeniedBy(Reason),
     /// Tokens found in the verified-token cache.
     CacheHits,
     /// Tokens verified because the cache did not have them.
@@ -35,64 +34,69 @@ pub enum Metric {
     RevocationsFetchFailed,
 }
 
-const FIXED: [(Metric, &str); 10] = [
-    (Metric::Allowed, "jwt_rbac.allowed"),
-    (Metric::Anonymous, "jwt_rbac.anonymous"),
-    (Metric::Denied, "jwt_rbac.denied"),
-    (Metric::CacheHits, "jwt_rbac.cache_hits"),
-    (Metric::CacheMisses, "jwt_rbac.cache_misses"),
-    (
+impl MetricKind for Metric {
+    const ALL: &'static [Self] = &[
+        Metric::Allowed,
+        Metric::Anonymous,
+        Metric::Denied,
+        Metric::CacheHits,
+        Metric::CacheMisses,
         Metric::SpoofedHeadersRemoved,
-        "jwt_rbac.spoofed_headers_removed",
-    ),
-    (Metric::JwksFetchOk, "jwt_rbac.jwks_fetch_ok"),
-    (Metric::JwksFetchFailed, "jwt_rbac.jwks_fetch_failed"),
-    (Metric::RevocationsFetchOk, "jwt_rbac.revocations_fetch_ok"),
-    (
+        Metric::JwksFetchOk,
+        Metric::JwksFetchFailed,
+        Metric::RevocationsFetchOk,
         Metric::RevocationsFetchFailed,
-        "jwt_rbac.revocations_fetch_failed",
-    ),
-];
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Metric::Allowed => "jwt_rbac.allowed",
+            Metric::Anonymous => "jwt_rbac.anonymous",
+            Metric::Denied => "jwt_rbac.denied",
+            Metric::CacheHits => "jwt_rbac.cache_hits",
+            Metric::CacheMisses => "jwt_rbac.cache_misses",
+            Metric::SpoofedHeadersRemoved => "jwt_rbac.spoofed_headers_removed",
+            Metric::JwksFetchOk => "jwt_rbac.jwks_fetch_ok",
+            Metric::JwksFetchFailed => "jwt_rbac.jwks_fetch_failed",
+            Metric::RevocationsFetchOk => "jwt_rbac.revocations_fetch_ok",
+            Metric::RevocationsFetchFailed => "jwt_rbac.revocations_fetch_failed",
+        }
+    }
+}
+
+/// `jwt_rbac.denied.<reason code>`, one counter per reason.
+impl MetricKind for Reason {
+    const ALL: &'static [Self] = &Reason::ALL;
+
+    fn name(self) -> &'static str {
+        self.code()
+    }
+}
 
 /// The ids of the defined counters (`None` where the host refused one).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct Metrics {
-    fixed: [Option<MetricId>; FIXED.len()],
-    by_reason: [Option<MetricId>; Reason::ALL.len()],
+    counters: MetricSet<Metric>,
+    denied_by: MetricSet<Reason>,
 }
 
 impl Metrics {
     /// Defines every counter once (per VM, in `on_configure`).
     pub fn define<M: MetricsPort + ?Sized>(host: &M) -> Self {
-        let mut metrics = Self::default();
-        for (slot, (_, name)) in metrics.fixed.iter_mut().zip(FIXED) {
-            *slot = host.define_counter(name).ok();
+        Self {
+            counters: MetricSet::define(host),
+            denied_by: MetricSet::define_with_prefix(host, "jwt_rbac.denied"),
         }
-        for (slot, reason) in metrics.by_reason.iter_mut().zip(Reason::ALL) {
-            *slot = host
-                .define_counter(&format!("jwt_rbac.denied.{}", reason.code()))
-                .ok();
-        }
-        metrics
     }
 
     /// Adds `n` to a counter (nothing for 0: every host call costs).
     pub fn add<M: MetricsPort + ?Sized>(&self, host: &M, metric: Metric, n: usize) {
-        if n == 0 {
-            return;
-        }
-        let id = match metric {
-            Metric::DeniedBy(reason) => Reason::ALL
-                .iter()
-                .position(|r| *r == reason)
-                .and_then(|i| self.by_reason.get(i).copied().flatten()),
-            other => FIXED
-                .iter()
-                .position(|(m, _)| *m == other)
-                .and_then(|i| self.fixed.get(i).copied().flatten()),
-        };
-        if let Some(id) = id {
-            let _ = host.increment(id, i64::try_from(n).unwrap_or(i64::MAX));
-        }
+        self.counters.add(host, metric, n);
+    }
+
+    /// Counts one request denied for `reason` (in `jwt_rbac.denied` and its reason's counter).
+    pub fn denied<M: MetricsPort + ?Sized>(&self, host: &M, reason: Reason) {
+        self.counters.add(host, Metric::Denied, 1);
+        self.denied_by.add(host, reason, 1);
     }
 }

@@ -386,8 +386,7 @@ impl Stream {
     }
 
     fn deny<H: Host + ?Sized>(&self, host: &H, realm: &str, reason: Reason) -> Flow {
-        self.shared.metrics.add(host, Metric::Denied, 1);
-        self.shared.metrics.add(host, Metric::DeniedBy(reason), 1);
+        self.shared.metrics.denied(host, reason);
         let challenge = challenge(realm, reason);
         let body = format!(
             "{{\"error\":\"{}\",\"reason\":\"{}\"}}",
