@@ -683,13 +683,24 @@ fn audit_records(demo: &mut Demo) -> Result<(), String> {
         }),
         "a 429 record with decisions ratelimit: limited, ratelimit_remaining: \"0\"",
     )?;
-    // The breaker's fallback answers are recorded too (the record has no marker for them yet:
-    // status 200 and no upstream address).
+    // The breaker's fallback answers are recorded with its marker, read in on_log after the
+    // breaker set it (and no upstream address: Envoy answered them itself).
     want(
         parsed.iter().any(|r| {
-            r["path"] == "/api/orders" && r["status"] == 200 && r["upstream"]["address"].is_null()
+            r["path"] == "/api/orders"
+                && r["status"] == 200
+                && r["upstream"]["address"].is_null()
+                && r["decisions"]["breaker"] == "open"
         }),
-        "a record of a fallback answer (/api/orders, 200, no upstream address)",
+        "a record of a fallback answer (/api/orders, 200, no upstream address, decisions breaker: open)",
+    )?;
+    // A client's own copy of the marker never makes it into a record.
+    want(
+        parsed
+            .iter()
+            .filter(|r| r["decisions"]["breaker"].is_string())
+            .all(|r| r["upstream"]["address"].is_null()),
+        "decisions.breaker only on answers that did not reach the upstream",
     )?;
     want(
         !demo.token.is_empty() && !text.contains(&demo.token),

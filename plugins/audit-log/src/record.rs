@@ -134,6 +134,17 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// A header value as a record keeps it: lossily decoded, and redacted when it looks like a JWT
+/// (with `redact_jwt_like`).
+pub fn header_text(bytes: &[u8], s: &Settings) -> String {
+    let v = text(bytes);
+    if s.redact_jwt_like && redact::contains_jwt_like(&v) {
+        redact::REDACTED.to_owned()
+    } else {
+        v
+    }
+}
+
 fn get(headers: &HeaderList, name: &str) -> Option<String> {
     first(headers, name).map(text)
 }

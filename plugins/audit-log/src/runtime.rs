@@ -433,6 +433,16 @@ impl Stream {
             ),
         };
         let mut request = request;
+        if s.has("decisions") {
+            // circuit-breaker runs after this filter in the recommended chain: it removes a
+            // client's copy of its marker and sets its own after this filter's request phase.
+            // The request map as the host has it now is the one to trust for that field.
+            request.breaker = host
+                .header(HeaderMapKind::Request, &s.headers.breaker)
+                .ok()
+                .flatten()
+                .map(|v| record::header_text(&v, s));
+        }
         request.body = self.request_body.take();
         let mut response = self.response.take().unwrap_or_default();
         response.body = self.response_body.take();

@@ -176,7 +176,11 @@ fn each_phase_reads_its_headers_once_and_on_log_writes_one_record() {
         2,
         "request + response map, once each"
     );
-    assert_eq!(host.base.call_count("header"), 0);
+    assert_eq!(
+        host.base.call_count("header"),
+        1,
+        "the breaker marker, read once in on_log"
+    );
     let recs = records(&host);
     assert_eq!(recs.len(), 1, "on_log twice, one record");
     let rec: serde_json::Value = serde_json::from_str(&recs[0]).unwrap();
@@ -310,4 +314,34 @@ fn a_stream_refused_before_this_filter_still_gets_its_record() {
     let rec: serde_json::Value = serde_json::from_str(&records(&host)[0]).unwrap();
     assert_eq!(rec["path"], "/admin");
     assert_eq!(rec["status"], 401);
+}
+
+#[test]
+fn the_breaker_marker_is_read_as_the_host_has_it_at_log_time() {
+    let host = Host::default();
+    let rt = runtime(&host, "{}");
+    // A client sends its own marker; circuit-breaker (after this filter) removes it and, while
+    // open, sets its own. The record follows the host's map at log time, not the client.
+    for (at_log, want) in [
+        (Some(&b"open"[..]), serde_json::json!("open")),
+        (None, serde_json::Value::Null),
+    ] {
+        *host.base.request_headers.borrow_mut() = vec![
+            (":method".into(), b"GET".to_vec()),
+            (":path".into(), b"/orders".to_vec()),
+            ("x-circuit-breaker".into(), b"forged".to_vec()),
+        ];
+        let mut s = Stream::new(Some(rt.clone()));
+        s.on_request_headers(&host);
+        let mut later: HeaderList = vec![(":path".into(), b"/orders".to_vec())];
+        if let Some(v) = at_log {
+            later.push(("x-circuit-breaker".into(), v.to_vec()));
+        }
+        *host.base.request_headers.borrow_mut() = later;
+        host.base.set_response(&[(":status", b"200")]);
+        s.on_response_headers(&host);
+        s.on_log(&host);
+        let rec: serde_json::Value = serde_json::from_str(records(&host).last().unwrap()).unwrap();
+        assert_eq!(rec["decisions"]["breaker"], want, "{rec}");
+    }
 }
