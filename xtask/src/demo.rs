@@ -868,6 +868,7 @@ pub fn run(args: &[String]) -> Result<()> {
             (local(ports.auth), "/.well-known/jwks.json"),
             (local(ports.collector), "/__collector/stats"),
         ],
+        None,
     )?;
     println!(
         "echo upstream:   http://127.0.0.1:{}  (GET /__upstream/stats)",

@@ -75,41 +75,28 @@ pub fn build_upstream() -> Result<PathBuf> {
     Ok(bin)
 }
 
-/// Starts the echo upstream on `addr` and waits until it answers.
+/// Starts the echo upstream on `addr` (pinned to `cpus`) and waits until it answers.
 pub fn start_upstream(bin: &Path, addr: SocketAddr, cpus: Option<&str>) -> Result<Process> {
-    let child = pinned(bin, cpus)
-        .args(["--listen", &addr.to_string()])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .with_context(|| format!("cannot start {}", bin.display()))?;
-    let mut process = Process {
-        name: "echo upstream".into(),
-        child,
-        log: None,
-    };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if http::request(addr, "GET", "/__upstream/stats", &[], "").is_ok() {
-            return Ok(process);
-        }
-        if !process.running() || Instant::now() > deadline {
-            bail!("the echo upstream did not come up on {addr}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    start_service(
+        "echo upstream",
+        bin,
+        &["--listen".to_owned(), addr.to_string()],
+        &[(addr, "/__upstream/stats")],
+        cpus,
+    )
 }
 
-/// Starts `bin` with `args` (stdout discarded, stderr shown) and waits until every `(addr, path)`
-/// of `ready` answers a GET with 200: the demo's upstream with its extra listeners.
+/// Starts `bin` with `args` (stdout discarded, stderr shown; pinned to `cpus` if given) and
+/// waits until every `(addr, path)` of `ready` answers a GET with 200: the echo upstream, or the
+/// demo's with its extra listeners.
 pub fn start_service(
     name: &str,
     bin: &Path,
     args: &[String],
     ready: &[(SocketAddr, &str)],
+    cpus: Option<&str>,
 ) -> Result<Process> {
-    let child = Command::new(bin)
+    let child = pinned(bin, cpus)
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
