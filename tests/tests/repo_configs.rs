@@ -131,8 +131,38 @@ fn rel(path: &Path) -> String {
         .to_string()
 }
 
-/// Every file under the repo except build output, tools and git.
+/// Every file of the repo: in a git checkout, what git tracks plus untracked files it does not
+/// ignore (so a user's own ignored `my-envoy.yaml` is not taken for an example); elsewhere,
+/// every file except build output, tools and git.
 fn repo_files() -> Vec<PathBuf> {
+    let listed = std::process::Command::new("git")
+        .arg("-C")
+        .arg(repo())
+        .args([
+            "ls-files",
+            "-z",
+            "--cached",
+            "--others",
+            "--exclude-standard",
+        ])
+        .output()
+        .ok()
+        .filter(|o| o.status.success());
+    if let Some(listed) = listed {
+        let mut out: Vec<PathBuf> = listed
+            .stdout
+            .split(|b| *b == 0)
+            .filter(|name| !name.is_empty())
+            .map(|name| repo().join(String::from_utf8_lossy(name).as_ref()))
+            .filter(|path| path.is_file())
+            .collect();
+        out.sort();
+        return out;
+    }
+    walk_repo()
+}
+
+fn walk_repo() -> Vec<PathBuf> {
     fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
         let Ok(entries) = std::fs::read_dir(dir) else {
             return;

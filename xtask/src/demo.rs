@@ -543,7 +543,11 @@ fn trip_breaker(demo: &mut Demo) -> Result<(), String> {
             upstream_failures += 1;
         }
     }
-    println!("  with x-echo-status: 503: {}", seen.join(", "));
+    println!(
+        "  with x-echo-status: 503: {} (the walkthrough stops at the first fallback; the loop above \
+         goes on: 503 503 503 200 200 200)",
+        seen.join(", ")
+    );
     want(upstream_failures >= 1, "503s from the upstream first")?;
     want(
         tripped,

@@ -45,13 +45,21 @@ fn main() -> ExitCode {
     let cmd = args.next().unwrap_or_default();
     let rest: Vec<String> = args.collect();
     let result = match cmd.as_str() {
-        "dist" => dist::run().and_then(|written| {
-            if rest.iter().any(|a| a == "--oci") {
-                oci::run(&written)?;
-            }
-            Ok(())
-        }),
-        "test" => test::run(),
+        "dist" => match rest.iter().find(|a| a.as_str() != "--oci") {
+            Some(other) => Err(anyhow::anyhow!(
+                "dist: unknown argument `{other}` (only --oci; it always builds all five plugins)"
+            )),
+            None => dist::run().and_then(|written| {
+                if rest.iter().any(|a| a == "--oci") {
+                    oci::run(&written)?;
+                }
+                Ok(())
+            }),
+        },
+        "test" => match rest.first() {
+            Some(other) => Err(anyhow::anyhow!("test: unknown argument `{other}`")),
+            None => test::run(),
+        },
         "demo" => demo::run(&rest),
         "bench" => bench::run(&rest),
         "audit-verify" => audit_verify::run(&rest),
