@@ -39,8 +39,8 @@ use gateway_core::proxy_wasm_host::ProxyWasmHost;
 use metrics::{Metric, Metrics};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType};
-use remote::{Doc, RemoteJwks, RemoteState};
-use revocation::{RevocationState, Revoked};
+use remote::{Doc, RemoteJwks, RemoteState, Tracked};
+use revocation::RevocationState;
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
@@ -247,10 +247,30 @@ impl JwtRbacRoot {
 
 impl Context for JwtRbacRoot {
     fn on_http_call_response(&mut self, token: u32, headers: usize, body_size: usize, _: usize) {
-        if self.revocations_response(token, headers, body_size) {
-            return;
+        let mut arrived = false;
+        if let Some(shared) = &self.shared {
+            if let Some(settings) = &shared.settings {
+                let answer = |revocations: bool| {
+                    let metrics = &shared.metrics;
+                    if revocations {
+                        fetch_answer(
+                            &shared.revocations,
+                            settings,
+                            metrics,
+                            token,
+                            headers,
+                            body_size,
+                        )
+                    } else {
+                        fetch_answer(&shared.remote, settings, metrics, token, headers, body_size)
+                    }
+                };
+                if answer(true).is_some() {
+                    return;
+                }
+                arrived = answer(false).unwrap_or(false);
+            }
         }
-        let arrived = self.jwks_response(token, headers, body_size);
         self.wake(arrived);
     }
 }
@@ -284,133 +304,68 @@ fn callout_answer(headers: usize, body_size: usize, max: usize) -> (Option<Vec<u
     (status, body)
 }
 
-impl JwtRbacRoot {
-    /// Handles a revocation list answer; false if `token` is not a revocation fetch.
-    fn revocations_response(&self, token: u32, headers: usize, body_size: usize) -> bool {
-        let Some(shared) = &self.shared else {
-            return false;
-        };
-        let Some(settings) = &shared.settings else {
-            return false;
-        };
-        let mut states = shared.revocations.borrow_mut();
-        let Some(index) = states.iter().position(|s| s.in_flight == Some(token)) else {
-            return false;
-        };
-        let (Some(state), Some(provider)) = (states.get_mut(index), settings.providers.get(index))
-        else {
-            return true;
-        };
-        state.in_flight = None;
-        let Some(remote) = &provider.revocations else {
-            return true;
-        };
-        let host = ProxyWasmHost;
-        let now = now_secs();
-        let (status, body) = callout_answer(headers, body_size, revocation::MAX_LIST_BYTES);
-        let list = (status.as_deref() == Some(b"200"))
-            .then(|| Revoked::parse(&body))
-            .flatten();
-        match list {
-            Some(list) => {
-                let count = list.len();
-                let stored = state.fetched(&host, &provider.name, list, &body, now);
-                shared.metrics.add(&host, Metric::RevocationsFetchOk, 1);
-                host.log(
-                    LogLevel::Info,
-                    &format!(
-                        "jwt-rbac: provider {}: fetched {count} revoked ids{}",
-                        provider.name,
-                        if stored.is_ok() {
-                            ""
-                        } else {
-                            " (not shared: shared data refused)"
-                        }
-                    ),
-                );
+/// Handles a fetch answer for a document of kind `S` (a provider's JWKS or revocation list):
+/// `None` if `token` is not one of its fetches, else whether a usable document arrived.
+fn fetch_answer<S: Tracked>(
+    states: &RefCell<Vec<S>>,
+    settings: &Settings,
+    metrics: &Metrics,
+    token: u32,
+    headers: usize,
+    body_size: usize,
+) -> Option<bool> {
+    let mut states = states.borrow_mut();
+    let index = states
+        .iter_mut()
+        .position(|s| *s.schedule().in_flight == Some(token))?;
+    let (Some(state), Some(provider)) = (states.get_mut(index), settings.providers.get(index))
+    else {
+        return Some(false);
+    };
+    *state.schedule().in_flight = None;
+    let Some(remote) = S::remote(provider) else {
+        return Some(false);
+    };
+    let host = ProxyWasmHost;
+    let now = now_secs();
+    let (status, body) = callout_answer(headers, body_size, S::MAX_BYTES);
+    let usable = (status.as_deref() == Some(b"200"))
+        .then(|| S::parse(&body))
+        .flatten();
+    let Some(value) = usable else {
+        state.failed(&host, remote, &provider.name, now);
+        metrics.add(&host, S::FAILED, 1);
+        host.log(
+            LogLevel::Warn,
+            &format!(
+                "jwt-rbac: provider {}: {} fetch failed (status {}, {body_size} bytes); keeping {} {}, retry in {} s",
+                provider.name,
+                S::NAME,
+                status.map(|s| String::from_utf8_lossy(&s).into_owned()).unwrap_or_else(|| "none".into()),
+                state.count(),
+                S::ITEMS,
+                *state.schedule().backoff
+            ),
+        );
+        return Some(false);
+    };
+    let stored = state.fetched(&host, &provider.name, value, &body, now);
+    metrics.add(&host, S::OK, 1);
+    host.log(
+        LogLevel::Info,
+        &format!(
+            "jwt-rbac: provider {}: fetched {} {}{}",
+            provider.name,
+            state.count(),
+            S::ITEMS,
+            if stored.is_ok() {
+                ""
+            } else {
+                " (not shared: shared data refused)"
             }
-            None => {
-                state.failed(&host, remote, &provider.name, now);
-                shared.metrics.add(&host, Metric::RevocationsFetchFailed, 1);
-                host.log(
-                    LogLevel::Warn,
-                    &format!(
-                        "jwt-rbac: provider {}: revocation list fetch failed (status {}, {body_size} bytes); keeping {} revoked ids, retry in {} s",
-                        provider.name,
-                        status.map(|s| String::from_utf8_lossy(&s).into_owned()).unwrap_or_else(|| "none".into()),
-                        state.list.len(),
-                        state.backoff
-                    ),
-                );
-            }
-        }
-        true
-    }
-
-    /// Handles a JWKS fetch answer; true if new keys arrived.
-    fn jwks_response(&self, token: u32, headers: usize, body_size: usize) -> bool {
-        let Some(shared) = &self.shared else {
-            return false;
-        };
-        let Some(settings) = &shared.settings else {
-            return false;
-        };
-        let host = ProxyWasmHost;
-        let now = now_secs();
-        let mut states = shared.remote.borrow_mut();
-        let Some(index) = states.iter().position(|s| s.in_flight == Some(token)) else {
-            return false;
-        };
-        let (Some(state), Some(provider)) = (states.get_mut(index), settings.providers.get(index))
-        else {
-            return false;
-        };
-        state.in_flight = None;
-        let Some(remote) = &provider.remote else {
-            return false;
-        };
-        let (status, body) = callout_answer(headers, body_size, remote::MAX_JWKS_BYTES);
-        let keys = (status.as_deref() == Some(b"200"))
-            .then(|| remote::parse_body(&body))
-            .flatten();
-        let mut arrived = false;
-        match keys {
-            Some(keys) => {
-                let count = keys.len();
-                let stored = state.fetched(&host, &provider.name, keys, &body, now);
-                shared.metrics.add(&host, Metric::JwksFetchOk, 1);
-                arrived = true;
-                host.log(
-                    LogLevel::Info,
-                    &format!(
-                        "jwt-rbac: provider {}: fetched {count} keys{}",
-                        provider.name,
-                        if stored.is_ok() {
-                            ""
-                        } else {
-                            " (not shared: shared data refused)"
-                        }
-                    ),
-                );
-            }
-            None => {
-                state.failed(&host, remote, &provider.name, now);
-                shared.metrics.add(&host, Metric::JwksFetchFailed, 1);
-                host.log(
-                    LogLevel::Warn,
-                    &format!(
-                        "jwt-rbac: provider {}: jwks fetch failed (status {}, {} bytes); keeping {} keys, retry in {} s",
-                        provider.name,
-                        status.map(|s| String::from_utf8_lossy(&s).into_owned()).unwrap_or_else(|| "none".into()),
-                        body_size,
-                        state.keys.len(),
-                        state.backoff
-                    ),
-                );
-            }
-        }
-        arrived
-    }
+        ),
+    );
+    Some(true)
 }
 
 impl RootContext for JwtRbacRoot {

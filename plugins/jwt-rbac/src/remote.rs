@@ -11,7 +11,9 @@
 //! Revocation lists (`remote_revocations`, [`crate::revocation`]) travel the same way under
 //! their own keys and tags ([`Doc::Revocations`]).
 
+use crate::config::Provider;
 use crate::jwk::{self, Key};
+use crate::metrics::Metric;
 use gateway_core::ports::{HostError, SharedDataPort};
 use std::rc::Rc;
 
@@ -202,21 +204,6 @@ pub fn parse_body(body: &[u8]) -> Option<Vec<Key>> {
 }
 
 impl RemoteState {
-    /// Adopts the shared JWKS if it is newer than ours; true if the keys changed.
-    pub fn adopt<H: SharedDataPort + ?Sized>(&mut self, host: &H, provider: &str) -> bool {
-        let Some((at, json)) = newer_record(host, Doc::Jwks, provider, self.version) else {
-            return false;
-        };
-        match parse_body(&json) {
-            Some(keys) => {
-                self.keys = Rc::new(keys);
-                self.version = at;
-                true
-            }
-            None => false,
-        }
-    }
-
     /// True if this worker should try to fetch now.
     pub fn due(&self, remote: &RemoteJwks, now: i64) -> bool {
         if self.in_flight.is_some() || now < self.not_before {
@@ -230,40 +217,130 @@ impl RemoteState {
                         .last_attempt
                         .saturating_add(remote.unknown_kid_refresh_seconds))
     }
+}
 
-    /// Records a successful fetch: new keys, written to shared data for the other workers.
-    pub fn fetched<H: SharedDataPort + ?Sized>(
+impl Tracked for RemoteState {
+    type Value = Vec<Key>;
+    const DOC: Doc = Doc::Jwks;
+    const NAME: &'static str = "jwks";
+    const ITEMS: &'static str = "keys";
+    const MAX_BYTES: usize = MAX_JWKS_BYTES;
+    const OK: Metric = Metric::JwksFetchOk;
+    const FAILED: Metric = Metric::JwksFetchFailed;
+
+    fn remote(provider: &Provider) -> Option<&RemoteJwks> {
+        provider.remote.as_ref()
+    }
+    fn parse(body: &[u8]) -> Option<Vec<Key>> {
+        parse_body(body)
+    }
+    fn install(&mut self, keys: Vec<Key>, version: i64) {
+        self.keys = Rc::new(keys);
+        self.version = version;
+    }
+    fn count(&self) -> usize {
+        self.keys.len()
+    }
+    fn schedule(&mut self) -> Schedule<'_> {
+        Schedule {
+            version: self.version,
+            in_flight: &mut self.in_flight,
+            not_before: &mut self.not_before,
+            backoff: &mut self.backoff,
+        }
+    }
+}
+
+/// The fetch bookkeeping of a [`Tracked`] document, borrowed.
+pub struct Schedule<'a> {
+    /// `fetched_at` of what is in use (0: none yet).
+    pub version: i64,
+    /// Token of this worker's call in flight.
+    pub in_flight: &'a mut Option<u32>,
+    /// No fetch by this worker before this time (backoff).
+    pub not_before: &'a mut i64,
+    /// Current backoff, seconds (0 after a success).
+    pub backoff: &'a mut i64,
+}
+
+/// A remote document each worker tracks (a provider's JWKS, its revocation list): fetched by one
+/// worker under a lease, shared through shared data, adopted by the others.
+pub trait Tracked {
+    /// What the document parses to.
+    type Value;
+    /// Its shared record.
+    const DOC: Doc;
+    /// Its name in log lines.
+    const NAME: &'static str;
+    /// What it holds, in log lines.
+    const ITEMS: &'static str;
+    /// Largest body read.
+    const MAX_BYTES: usize;
+    /// Counted on a usable answer.
+    const OK: Metric;
+    /// Counted on a failed fetch.
+    const FAILED: Metric;
+
+    /// Where the provider's config for it is.
+    fn remote(provider: &Provider) -> Option<&RemoteJwks>;
+    /// A body, if usable.
+    fn parse(body: &[u8]) -> Option<Self::Value>;
+    /// Puts a value in use, fetched at `version`.
+    fn install(&mut self, value: Self::Value, version: i64);
+    /// How many items are in use.
+    fn count(&self) -> usize;
+    /// The fetch bookkeeping.
+    fn schedule(&mut self) -> Schedule<'_>;
+
+    /// Adopts the shared record if it is newer than ours; true if it changed.
+    fn adopt<H: SharedDataPort + ?Sized>(&mut self, host: &H, provider: &str) -> bool {
+        let version = self.schedule().version;
+        let Some((at, json)) = newer_record(host, Self::DOC, provider, version) else {
+            return false;
+        };
+        match Self::parse(&json) {
+            Some(value) => {
+                self.install(value, at);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Records a successful fetch, written to shared data for the other workers.
+    fn fetched<H: SharedDataPort + ?Sized>(
         &mut self,
         host: &H,
         provider: &str,
-        keys: Vec<Key>,
+        value: Self::Value,
         body: &[u8],
         now: i64,
     ) -> Result<(), HostError> {
-        self.keys = Rc::new(keys);
-        self.version = now;
-        self.backoff = 0;
-        self.not_before = 0;
-        publish(host, Doc::Jwks, provider, body, now)
+        self.install(value, now);
+        let schedule = self.schedule();
+        *schedule.backoff = 0;
+        *schedule.not_before = 0;
+        publish(host, Self::DOC, provider, body, now)
     }
 
-    /// Records a failed fetch: keep the keys, back off, and hold the others off too.
-    pub fn failed<H: SharedDataPort + ?Sized>(
+    /// Records a failed fetch: keep what is in use, back off, and hold the others off too.
+    fn failed<H: SharedDataPort + ?Sized>(
         &mut self,
         host: &H,
         remote: &RemoteJwks,
         provider: &str,
         now: i64,
     ) {
-        self.backoff = back_off(
+        let schedule = self.schedule();
+        *schedule.backoff = back_off(
             host,
-            Doc::Jwks,
+            Self::DOC,
             provider,
-            self.backoff,
+            *schedule.backoff,
             remote.max_backoff_seconds,
             now,
         );
-        self.not_before = now.saturating_add(self.backoff);
+        *schedule.not_before = now.saturating_add(*schedule.backoff);
     }
 }
 

@@ -8,8 +8,9 @@
 //! checked on every request, cache hits included, so a revocation takes effect within a refresh
 //! period (plus the 1 s tick for the other workers), not when a cached token expires.
 
-use crate::remote::{self, Doc, RemoteJwks};
-use gateway_core::ports::{HostError, SharedDataPort};
+use crate::config::Provider;
+use crate::metrics::Metric;
+use crate::remote::{Doc, RemoteJwks, Schedule, Tracked};
 use serde_json::{Map, Value};
 use std::collections::HashSet;
 use std::rc::Rc;
@@ -84,62 +85,43 @@ pub struct RevocationState {
 }
 
 impl RevocationState {
-    /// Adopts the shared list if it is newer than ours; true if it changed.
-    pub fn adopt<H: SharedDataPort + ?Sized>(&mut self, host: &H, provider: &str) -> bool {
-        let Some((at, json)) = remote::newer_record(host, Doc::Revocations, provider, self.version)
-        else {
-            return false;
-        };
-        match Revoked::parse(&json) {
-            Some(list) => {
-                self.list = Rc::new(list);
-                self.version = at;
-                true
-            }
-            None => false,
-        }
-    }
-
     /// True if this worker should try to fetch now.
     pub fn due(&self, remote: &RemoteJwks, now: i64) -> bool {
         self.in_flight.is_none()
             && now >= self.not_before
             && (self.version == 0 || now >= self.version.saturating_add(remote.refresh_seconds))
     }
+}
 
-    /// Records a successful fetch, written to shared data for the other workers.
-    pub fn fetched<H: SharedDataPort + ?Sized>(
-        &mut self,
-        host: &H,
-        provider: &str,
-        list: Revoked,
-        body: &[u8],
-        now: i64,
-    ) -> Result<(), HostError> {
-        self.list = Rc::new(list);
-        self.version = now;
-        self.backoff = 0;
-        self.not_before = 0;
-        remote::publish(host, Doc::Revocations, provider, body, now)
+impl Tracked for RevocationState {
+    type Value = Revoked;
+    const DOC: Doc = Doc::Revocations;
+    const NAME: &'static str = "revocation list";
+    const ITEMS: &'static str = "revoked ids";
+    const MAX_BYTES: usize = MAX_LIST_BYTES;
+    const OK: Metric = Metric::RevocationsFetchOk;
+    const FAILED: Metric = Metric::RevocationsFetchFailed;
+
+    fn remote(provider: &Provider) -> Option<&RemoteJwks> {
+        provider.revocations.as_ref()
     }
-
-    /// Records a failed fetch: keep the list, back off, and hold the others off too.
-    pub fn failed<H: SharedDataPort + ?Sized>(
-        &mut self,
-        host: &H,
-        remote: &RemoteJwks,
-        provider: &str,
-        now: i64,
-    ) {
-        self.backoff = remote::back_off(
-            host,
-            Doc::Revocations,
-            provider,
-            self.backoff,
-            remote.max_backoff_seconds,
-            now,
-        );
-        self.not_before = now.saturating_add(self.backoff);
+    fn parse(body: &[u8]) -> Option<Revoked> {
+        Revoked::parse(body)
+    }
+    fn install(&mut self, list: Revoked, version: i64) {
+        self.list = Rc::new(list);
+        self.version = version;
+    }
+    fn count(&self) -> usize {
+        self.list.len()
+    }
+    fn schedule(&mut self) -> Schedule<'_> {
+        Schedule {
+            version: self.version,
+            in_flight: &mut self.in_flight,
+            not_before: &mut self.not_before,
+            backoff: &mut self.backoff,
+        }
     }
 }
 

@@ -11,7 +11,7 @@ use crate::extract::{self, Found};
 use crate::metrics::{Metric, Metrics};
 use crate::policy::{self, Requirement, Rule};
 use crate::reason::Reason;
-use crate::remote::RemoteState;
+use crate::remote::{RemoteState, Tracked};
 use crate::revocation::RevocationState;
 use crate::validate::Verified;
 use crate::verify::HostCrypto;
