@@ -36,7 +36,7 @@ use cache::TokenCache;
 use config::{CryptoMode, Settings};
 use gateway_core::ports::{Clock, LogLevel, LogPort};
 use gateway_core::proxy_wasm_host::ProxyWasmHost;
-use metrics::{Metric, Metrics};
+use metrics::Metrics;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType};
 use remote::{Doc, RemoteJwks, RemoteState, Tracked};
@@ -77,7 +77,8 @@ fn now_secs() -> i64 {
 }
 
 impl JwtRbacRoot {
-    /// Adopts keys other workers fetched and starts the fetches that are due.
+    /// Adopts the keys and revocation lists other workers fetched and starts the fetches that
+    /// are due.
     fn refresh_remote(&self) {
         let Some(shared) = &self.shared else {
             return;
@@ -85,55 +86,68 @@ impl JwtRbacRoot {
         let Some(settings) = &shared.settings else {
             return;
         };
-        let host = ProxyWasmHost;
         let now = now_secs();
-        let mut arrived = false;
-        for (index, provider) in settings.providers.iter().enumerate() {
-            let Some(remote) = &provider.remote else {
-                continue;
-            };
-            let mut states = shared.remote.borrow_mut();
-            let Some(state) = states.get_mut(index) else {
+        let arrived = self.refresh(&shared.remote, settings, &shared.metrics, now);
+        self.refresh(&shared.revocations, settings, &shared.metrics, now);
+        self.wake(arrived);
+    }
+
+    /// For every provider with a remote document `S`: adopts what another worker fetched and
+    /// starts a fetch if one is due. True if a document changed.
+    fn refresh<S: Tracked>(
+        &self,
+        states: &RefCell<Vec<S>>,
+        settings: &Settings,
+        metrics: &Metrics,
+        now: i64,
+    ) -> bool {
+        let host = ProxyWasmHost;
+        let mut changed = false;
+        let mut states = states.borrow_mut();
+        for (provider, state) in settings.providers.iter().zip(states.iter_mut()) {
+            let Some(remote) = S::remote(provider) else {
                 continue;
             };
             if state.adopt(&host, &provider.name) {
-                arrived = true;
+                changed = true;
                 host.log(
                     LogLevel::Info,
                     &format!(
-                        "jwt-rbac: provider {}: {} keys from shared jwks",
+                        "jwt-rbac: provider {}: {} {} from shared {}",
                         provider.name,
-                        state.keys.len()
+                        state.count(),
+                        S::ITEMS,
+                        S::NAME
                     ),
                 );
             }
             if !state.due(remote, now) {
                 continue;
             }
-            match self.fetch(Doc::Jwks, &provider.name, remote, now) {
+            match self.fetch(S::DOC, &provider.name, remote, now) {
                 Some(Ok(token)) => {
-                    state.last_attempt = now;
-                    state.kid_miss = false;
-                    state.in_flight = Some(token);
+                    state.started(now);
+                    *state.schedule().in_flight = Some(token);
                 }
                 Some(Err(status)) => {
-                    state.last_attempt = now;
-                    state.kid_miss = false;
+                    state.started(now);
                     state.failed(&host, remote, &provider.name, now);
-                    shared.metrics.add(&host, Metric::JwksFetchFailed, 1);
+                    metrics.add(&host, S::FAILED, 1);
                     host.log(
                         LogLevel::Warn,
                         &format!(
-                            "jwt-rbac: provider {}: cannot call {} ({status:?}); retry in {} s",
-                            provider.name, remote.upstream, state.backoff
+                            "jwt-rbac: provider {}: cannot call {} for the {} ({status:?}); retry in {} s",
+                            provider.name,
+                            remote.upstream,
+                            S::NAME,
+                            *state.schedule().backoff
                         ),
                     );
                 }
                 None => {}
             }
         }
-        self.refresh_revocations(shared, settings, now);
-        self.wake(arrived);
+        changed
     }
 
     /// Takes the fetch lease of `doc` and sends the request: `None` if another worker holds
@@ -162,45 +176,6 @@ impl JwtRbacRoot {
             ("accept", "application/json"),
         ];
         Some(self.dispatch_http_call(&remote.upstream, headers, None, vec![], timeout))
-    }
-
-    /// Adopts revocation lists other workers fetched and starts the fetches that are due.
-    fn refresh_revocations(&self, shared: &Shared, settings: &Settings, now: i64) {
-        let host = ProxyWasmHost;
-        let mut states = shared.revocations.borrow_mut();
-        for (provider, state) in settings.providers.iter().zip(states.iter_mut()) {
-            let Some(remote) = &provider.revocations else {
-                continue;
-            };
-            if state.adopt(&host, &provider.name) {
-                host.log(
-                    LogLevel::Debug,
-                    &format!(
-                        "jwt-rbac: provider {}: {} revoked ids from shared data",
-                        provider.name,
-                        state.list.len()
-                    ),
-                );
-            }
-            if !state.due(remote, now) {
-                continue;
-            }
-            match self.fetch(Doc::Revocations, &provider.name, remote, now) {
-                Some(Ok(token)) => state.in_flight = Some(token),
-                Some(Err(status)) => {
-                    state.failed(&host, remote, &provider.name, now);
-                    shared.metrics.add(&host, Metric::RevocationsFetchFailed, 1);
-                    host.log(
-                        LogLevel::Warn,
-                        &format!(
-                            "jwt-rbac: provider {}: cannot call {} for revocations ({status:?}); retry in {} s",
-                            provider.name, remote.upstream, state.backoff
-                        ),
-                    );
-                }
-                None => {}
-            }
-        }
     }
 
     /// Runs paused requests again: all of them when keys arrived, else those whose wait is over

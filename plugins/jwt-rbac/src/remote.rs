@@ -203,22 +203,6 @@ pub fn parse_body(body: &[u8]) -> Option<Vec<Key>> {
     (!keys.is_empty()).then_some(keys)
 }
 
-impl RemoteState {
-    /// True if this worker should try to fetch now.
-    pub fn due(&self, remote: &RemoteJwks, now: i64) -> bool {
-        if self.in_flight.is_some() || now < self.not_before {
-            return false;
-        }
-        self.keys.is_empty()
-            || now >= self.version.saturating_add(remote.refresh_seconds)
-            || (self.kid_miss
-                && now
-                    >= self
-                        .last_attempt
-                        .saturating_add(remote.unknown_kid_refresh_seconds))
-    }
-}
-
 impl Tracked for RemoteState {
     type Value = Vec<Key>;
     const DOC: Doc = Doc::Jwks;
@@ -230,6 +214,22 @@ impl Tracked for RemoteState {
 
     fn remote(provider: &Provider) -> Option<&RemoteJwks> {
         provider.remote.as_ref()
+    }
+    fn due(&self, remote: &RemoteJwks, now: i64) -> bool {
+        if self.in_flight.is_some() || now < self.not_before {
+            return false;
+        }
+        self.keys.is_empty()
+            || now >= self.version.saturating_add(remote.refresh_seconds)
+            || (self.kid_miss
+                && now
+                    >= self
+                        .last_attempt
+                        .saturating_add(remote.unknown_kid_refresh_seconds))
+    }
+    fn started(&mut self, now: i64) {
+        self.last_attempt = now;
+        self.kid_miss = false;
     }
     fn parse(body: &[u8]) -> Option<Vec<Key>> {
         parse_body(body)
@@ -283,6 +283,10 @@ pub trait Tracked {
 
     /// Where the provider's config for it is.
     fn remote(provider: &Provider) -> Option<&RemoteJwks>;
+    /// True if this worker should try to fetch now.
+    fn due(&self, remote: &RemoteJwks, now: i64) -> bool;
+    /// A fetch was attempted at `now` (sent or refused by the host).
+    fn started(&mut self, _now: i64) {}
     /// A body, if usable.
     fn parse(body: &[u8]) -> Option<Self::Value>;
     /// Puts a value in use, fetched at `version`.

@@ -84,15 +84,6 @@ pub struct RevocationState {
     pub backoff: i64,
 }
 
-impl RevocationState {
-    /// True if this worker should try to fetch now.
-    pub fn due(&self, remote: &RemoteJwks, now: i64) -> bool {
-        self.in_flight.is_none()
-            && now >= self.not_before
-            && (self.version == 0 || now >= self.version.saturating_add(remote.refresh_seconds))
-    }
-}
-
 impl Tracked for RevocationState {
     type Value = Revoked;
     const DOC: Doc = Doc::Revocations;
@@ -104,6 +95,11 @@ impl Tracked for RevocationState {
 
     fn remote(provider: &Provider) -> Option<&RemoteJwks> {
         provider.revocations.as_ref()
+    }
+    fn due(&self, remote: &RemoteJwks, now: i64) -> bool {
+        self.in_flight.is_none()
+            && now >= self.not_before
+            && (self.version == 0 || now >= self.version.saturating_add(remote.refresh_seconds))
     }
     fn parse(body: &[u8]) -> Option<Revoked> {
         Revoked::parse(body)
