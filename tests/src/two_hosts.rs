@@ -92,9 +92,11 @@ pub fn check_every_file_has_a_test(plugin: &str, features: &[&str]) -> Result<()
 }
 
 /// One test per scenario file in both hosts (`two_hosts::<name>`), one under the Kong profile
-/// (`kong_profile::<name>`), and `every_scenario_file_has_a_test`.
+/// (`kong_profile::<name>`), and `every_scenario_file_has_a_test`. The `tests/tests/*_scenarios.rs`
+/// files call it, and that is where its tests run; the block below shows the call, it is not a
+/// doctest (the tests it makes need the built plugins):
 ///
-/// ```ignore
+/// ```text
 /// suite_tests::scenario_tests! {
 ///     plugin: "header-injection",
 ///     rules => "rules",
