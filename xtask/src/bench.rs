@@ -1,9 +1,14 @@
 //! `cargo xtask bench`: Envoy with each plugin against plain Envoy, in the same run, same load.
 //!
 //! Envoy (`--concurrency 1`) is pinned to CPU 0; the load generator (`wrk`, closed-loop: Debian
-//! has no `wrk2`) and the echo upstream share CPU 1. Configurations alternate A B A B over the
+//! has no `wrk2`) and the upstream share CPU 1. The upstream runs in bench mode
+//! (`demo-upstream --bench`: a fixed 11-byte answer, no echo), so that Envoy, not the upstream, is
+//! what runs out of CPU; each run also reads Envoy's own CPU time (all its threads, from
+//! `/proc/<pid>/task/*/schedstat`) and reports it per request and as a share of the run
+//! ("busy": near 100 % means Envoy was the bottleneck). Configurations alternate A B A B over the
 //! rounds; each round reports throughput and latency, and the ratio to plain Envoy of that round.
-//! The table shows medians. Add a configuration in [`CONFIGS`]. `--only a,b` runs only those
+//! The table shows medians; [`TARGETS`] pairs each plugin with the native filter its target is
+//! set against. Add a configuration in [`CONFIGS`]. `--only a,b` runs only those
 //! (and `plain`, the baseline). The JWT configurations send distinct tokens through a wrk Lua
 //! script written into `target/xtask-bench/` ([`TOKEN_LOADS`]).
 
@@ -180,6 +185,17 @@ const CONFIGS: &[BenchConfig] = &[
         what: "Envoy + jwt-rbac: RS256, the 10,000 unseen tokens, crypto forced to pure Rust (the Kong path)",
         filters: |dist| vec![jwt_rbac_filter(dist, "RS256", json!({"crypto": "pure_rust"}))],
     },
+];
+
+/// `(ours, native, target)`: the comparisons the plugin issues set targets for, shown as the
+/// median over rounds of ours ÷ native (throughput, same round) and native ÷ ours (Envoy CPU
+/// per request, same round).
+const TARGETS: &[(&str, &str, &str)] = &[
+    ("ratelimit-shared-data-global", "local_ratelimit", ">= 0.90"),
+    ("jwt-rbac-reused", "jwt_authn-reused-cache", ">= 0.90"),
+    ("jwt-rbac-reused", "jwt_authn-reused", "> 1.00"),
+    ("jwt-rbac-unseen-rs256", "jwt_authn-unseen-rs256", ">= 0.90"),
+    ("jwt-rbac-unseen-es256", "jwt_authn-unseen-es256", ">= 0.90"),
 ];
 
 /// Tokens a configuration's requests carry in `x-bench-token`, cycled by a wrk Lua script.
@@ -413,9 +429,36 @@ fn parse_args(args: &[String]) -> Result<Options> {
 #[derive(Debug, Clone, Copy)]
 struct Sample {
     rps: f64,
+    /// Requests wrk completed in the run.
+    requests: u64,
     p50_ms: f64,
     p99_ms: f64,
     errors: u64,
+    /// Envoy's CPU time per completed request, microseconds.
+    cpu_us: f64,
+    /// Envoy's CPU time over the run's wall time (1.0: one core fully used).
+    busy: f64,
+}
+
+/// CPU time of every thread of process `pid` so far, nanoseconds (first field of each
+/// `/proc/<pid>/task/<tid>/schedstat`).
+fn cpu_ns(pid: u32) -> Result<u64> {
+    let dir = format!("/proc/{pid}/task");
+    let mut total = 0u64;
+    for entry in std::fs::read_dir(&dir).with_context(|| format!("cannot read {dir}"))? {
+        let path = entry?.path().join("schedstat");
+        // A thread that ended since the listing has no file left: it adds nothing.
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        let ns = text
+            .split_whitespace()
+            .next()
+            .and_then(|v| v.parse::<u64>().ok())
+            .with_context(|| format!("unexpected {}: {text:?}", path.display()))?;
+        total = total.saturating_add(ns);
+    }
+    Ok(total)
 }
 
 fn to_ms(s: &str) -> Option<f64> {
@@ -434,12 +477,15 @@ fn to_ms(s: &str) -> Option<f64> {
 
 fn parse_wrk(out: &str) -> Result<Sample> {
     let mut rps = None;
+    let mut requests = None;
     let (mut p50, mut p99) = (None, None);
     let mut errors = 0;
     for line in out.lines() {
         let t = line.trim();
         if let Some(v) = t.strip_prefix("Requests/sec:") {
             rps = v.trim().parse().ok();
+        } else if let Some((n, _)) = t.split_once(" requests in ") {
+            requests = n.trim().parse().ok();
         } else if let Some(v) = t.strip_prefix("50%") {
             p50 = to_ms(v);
         } else if let Some(v) = t.strip_prefix("99%") {
@@ -454,12 +500,15 @@ fn parse_wrk(out: &str) -> Result<Sample> {
                 .sum::<u64>();
         }
     }
-    match (rps, p50, p99) {
-        (Some(rps), Some(p50_ms), Some(p99_ms)) => Ok(Sample {
+    match (rps, requests, p50, p99) {
+        (Some(rps), Some(requests), Some(p50_ms), Some(p99_ms)) => Ok(Sample {
             rps,
+            requests,
             p50_ms,
             p99_ms,
             errors,
+            cpu_us: f64::NAN,
+            busy: f64::NAN,
         }),
         _ => bail!("cannot read wrk's output:\n{out}"),
     }
@@ -563,6 +612,46 @@ fn cache_counters(admin: u16) -> String {
     }
 }
 
+/// The [`TARGETS`] rows whose two configurations both ran, as a Markdown table.
+fn target_table(selected: &[&BenchConfig], samples: &[Vec<Sample>]) -> String {
+    let of = |name: &str| selected.iter().position(|c| c.name == name);
+    let mut table = String::new();
+    for (ours, native, target) in TARGETS {
+        let (Some(a), Some(b)) = (of(ours), of(native)) else {
+            continue;
+        };
+        let (Some(ours_s), Some(native_s)) = (samples.get(a), samples.get(b)) else {
+            continue;
+        };
+        if table.is_empty() {
+            let _ = writeln!(
+                table,
+                "| plugin | native | throughput ratio | CPU ratio | target (throughput) |"
+            );
+            let _ = writeln!(table, "|---|---|---:|---:|---|");
+        }
+        let rps = median(
+            ours_s
+                .iter()
+                .zip(native_s)
+                .map(|(x, n)| x.rps / n.rps)
+                .collect(),
+        );
+        let cpu = median(
+            ours_s
+                .iter()
+                .zip(native_s)
+                .map(|(x, n)| n.cpu_us / x.cpu_us)
+                .collect(),
+        );
+        let _ = writeln!(
+            table,
+            "| {ours} | {native} | {rps:.2} | {cpu:.2} | {target} |"
+        );
+    }
+    table
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     match v.len() {
@@ -614,7 +703,8 @@ pub fn run(args: &[String]) -> Result<()> {
     let dist_dir = workspace::dist_dir();
 
     let upstream_port = envoy::free_port()?;
-    let _upstream = envoy::start_upstream(&upstream_bin, local(upstream_port), Some(LOAD_CPU))?;
+    let _upstream =
+        envoy::start_bench_upstream(&upstream_bin, local(upstream_port), Some(LOAD_CPU))?;
 
     // The baseline always runs: the ratios refer to it.
     let selected: Vec<&BenchConfig> = CONFIGS
@@ -677,7 +767,7 @@ pub fn run(args: &[String]) -> Result<()> {
             let config_path: PathBuf = work.join(format!("{}.json", config.name));
             std::fs::write(&config_path, serde_json::to_vec_pretty(&bootstrap)?)?;
             let log = work.join(format!("{}.log", config.name));
-            let _envoy = envoy::start_envoy(
+            let envoy_proc = envoy::start_envoy(
                 &envoy_bin,
                 &config_path,
                 local(admin),
@@ -688,13 +778,19 @@ pub fn run(args: &[String]) -> Result<()> {
             let url = format!("http://127.0.0.1:{listener}/bench");
             let script = scripts.get(ci).cloned().flatten();
             run_wrk(&o, &url, 2, script.as_deref())?;
-            let s = run_wrk(&o, &url, o.duration, script.as_deref())?;
+            let (cpu_before, wall) = (cpu_ns(envoy_proc.pid())?, Instant::now());
+            let mut s = run_wrk(&o, &url, o.duration, script.as_deref())?;
+            let cpu = cpu_ns(envoy_proc.pid())?.saturating_sub(cpu_before) as f64;
+            s.cpu_us = cpu / 1000.0 / s.requests.max(1) as f64;
+            s.busy = cpu / 1e9 / wall.elapsed().as_secs_f64();
             println!(
-                "round {}/{} {:<24} {:>10.0} req/s  p50 {:>7.3} ms  p99 {:>7.3} ms  errors {}{}",
+                "round {}/{} {:<28} {:>8.0} req/s  Envoy {:>6.1} us/req, busy {:>3.0}%  p50 {:>6.3} ms  p99 {:>6.3} ms  errors {}{}",
                 round + 1,
                 o.rounds,
                 config.name,
                 s.rps,
+                s.cpu_us,
+                s.busy * 100.0,
                 s.p50_ms,
                 s.p99_ms,
                 s.errors,
@@ -707,9 +803,9 @@ pub fn run(args: &[String]) -> Result<()> {
     let mut table = String::new();
     let _ = writeln!(
         table,
-        "| configuration | req/s (median) | ratio to plain (median of rounds) | p50 ms | p99 ms | non-2xx/socket errors |"
+        "| configuration | req/s (median) | ratio to plain (median of rounds) | Envoy CPU µs/request | Envoy busy | p50 ms | p99 ms | non-2xx/socket errors |"
     );
-    let _ = writeln!(table, "|---|---:|---:|---:|---:|---:|");
+    let _ = writeln!(table, "|---|---:|---:|---:|---:|---:|---:|---:|");
     for (ci, config) in selected.iter().enumerate() {
         let s = &samples[ci];
         let ratios: Vec<f64> = s
@@ -719,15 +815,18 @@ pub fn run(args: &[String]) -> Result<()> {
             .collect();
         let _ = writeln!(
             table,
-            "| {} | {:.0} | {:.2} | {:.3} | {:.3} | {} |",
+            "| {} | {:.0} | {:.2} | {:.1} | {:.0} % | {:.3} | {:.3} | {} |",
             config.name,
             median(s.iter().map(|x| x.rps).collect()),
             median(ratios),
+            median(s.iter().map(|x| x.cpu_us).collect()),
+            median(s.iter().map(|x| x.busy * 100.0).collect()),
             median(s.iter().map(|x| x.p50_ms).collect()),
             median(s.iter().map(|x| x.p99_ms).collect()),
             s.iter().map(|x| x.errors).sum::<u64>()
         );
     }
+    let targets = target_table(&selected, &samples);
     let mut rounds = String::new();
     for (ci, config) in selected.iter().enumerate() {
         let per: Vec<String> = samples[ci]
@@ -738,6 +837,9 @@ pub fn run(args: &[String]) -> Result<()> {
     }
     banner("bench: results (medians)");
     print!("{table}");
+    if !targets.is_empty() {
+        println!("\nagainst the native filters:\n{targets}");
+    }
     println!("\nper round:\n{rounds}");
 
     if o.write_docs {
@@ -757,7 +859,7 @@ pub fn run(args: &[String]) -> Result<()> {
         );
         let _ = writeln!(
             doc,
-            "- load: `{}` (wrk is closed-loop: each connection waits for its response, so latency under overload is understated; Debian has no open-loop wrk2); wrk and the echo upstream share CPU {LOAD_CPU}",
+            "- load: `{}` (wrk is closed-loop: each connection waits for its response, so latency under overload is understated; Debian has no open-loop wrk2); wrk and the upstream (`demo-upstream --bench`: a fixed `200 {{\"ok\":true}}`, so that Envoy is the bottleneck; see \"Envoy busy\") share CPU {LOAD_CPU}",
             exec::display(&wrk_command(&o, "http://127.0.0.1:<port>/bench", o.duration, None))
         );
         let _ = writeln!(
@@ -770,6 +872,12 @@ pub fn run(args: &[String]) -> Result<()> {
             let _ = writeln!(doc, "- `{}`: {}", c.name, c.what);
         }
         let _ = writeln!(doc, "\n## Results (medians)\n\n{table}");
+        if !targets.is_empty() {
+            let _ = writeln!(
+                doc,
+                "## Against the native filters\n\nMedians over rounds of the per-round ratios: throughput (ours ÷ native) and Envoy CPU per request (native ÷ ours; above 1 means ours costs less).\n\n{targets}"
+            );
+        }
         let _ = writeln!(doc, "Throughput per round:\n\n{rounds}");
         let _ = writeln!(
             doc,
@@ -788,12 +896,64 @@ pub fn run(args: &[String]) -> Result<()> {
 mod tests {
     use super::*;
 
+    fn sample(rps: f64, cpu_us: f64) -> Sample {
+        Sample {
+            rps,
+            requests: 1,
+            p50_ms: 1.0,
+            p99_ms: 1.0,
+            errors: 0,
+            cpu_us,
+            busy: 1.0,
+        }
+    }
+
+    #[test]
+    fn target_ratios_are_medians_of_same_round_ratios() {
+        let pick = |name: &str| CONFIGS.iter().find(|c| c.name == name);
+        let (Some(plain), Some(ours), Some(native)) = (
+            pick("plain"),
+            pick("ratelimit-shared-data-global"),
+            pick("local_ratelimit"),
+        ) else {
+            panic!("configurations renamed");
+        };
+        let selected = vec![plain, ours, native];
+        // Round 2 is slow for both: its ratio, not its absolute figures, counts.
+        let samples = vec![
+            vec![sample(100.0, 10.0); 3],
+            vec![sample(80.0, 25.0), sample(40.0, 25.0), sample(90.0, 20.0)],
+            vec![sample(100.0, 20.0), sample(50.0, 20.0), sample(100.0, 20.0)],
+        ];
+        let table = target_table(&selected, &samples);
+        assert!(
+            table.contains(
+                "| ratelimit-shared-data-global | local_ratelimit | 0.80 | 0.80 | >= 0.90 |"
+            ),
+            "{table}"
+        );
+        assert_eq!(
+            table.lines().count(),
+            3,
+            "only pairs that both ran: {table}"
+        );
+        assert!(target_table(&[plain], &samples[..1]).is_empty());
+    }
+
+    #[test]
+    fn every_target_names_known_configurations() {
+        for (ours, native, _) in TARGETS {
+            assert!(CONFIGS.iter().any(|c| c.name == *ours), "{ours}");
+            assert!(CONFIGS.iter().any(|c| c.name == *native), "{native}");
+        }
+    }
+
     #[test]
     fn reads_wrk_output() {
         let out = "Running 10s test @ http://127.0.0.1:1/bench\n  1 threads and 32 connections\n  Thread Stats   Avg      Stdev     Max   +/- Stdev\n    Latency     1.20ms  300.00us   8.00ms   90.00%\n  Latency Distribution\n     50%  850.00us\n     75%    1.10ms\n     90%    1.50ms\n     99%    2.50ms\n  100000 requests in 10.00s, 40.00MB read\n  Non-2xx or 3xx responses: 3\nRequests/sec:  10000.50\nTransfer/sec:      4.00MB\n";
         let s = parse_wrk(out).ok();
-        let s = s.map(|s| (s.rps, s.p50_ms, s.p99_ms, s.errors));
-        assert_eq!(s, Some((10000.5, 0.85, 2.5, 3)));
+        let s = s.map(|s| (s.rps, s.requests, s.p50_ms, s.p99_ms, s.errors));
+        assert_eq!(s, Some((10000.5, 100000, 0.85, 2.5, 3)));
     }
 
     #[test]

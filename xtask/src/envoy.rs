@@ -20,6 +20,11 @@ pub struct Process {
 }
 
 impl Process {
+    /// Its process id (the program's own: `taskset` execs it).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Whether it is still running.
     pub fn running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
@@ -75,12 +80,17 @@ pub fn build_upstream() -> Result<PathBuf> {
     Ok(bin)
 }
 
-/// Starts the echo upstream on `addr` (pinned to `cpus`) and waits until it answers.
-pub fn start_upstream(bin: &Path, addr: SocketAddr, cpus: Option<&str>) -> Result<Process> {
+/// Starts the upstream in bench mode (`--bench`: a fixed `200 {"ok":true}` to every request, no
+/// echo) on `addr`, pinned to `cpus`, and waits until it answers.
+pub fn start_bench_upstream(bin: &Path, addr: SocketAddr, cpus: Option<&str>) -> Result<Process> {
     start_service(
-        "echo upstream",
+        "bench upstream",
         bin,
-        &["--listen".to_owned(), addr.to_string()],
+        &[
+            "--bench".to_owned(),
+            "--listen".to_owned(),
+            addr.to_string(),
+        ],
         &[(addr, "/__upstream/stats")],
         cpus,
     )

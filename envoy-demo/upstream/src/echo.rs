@@ -16,6 +16,8 @@ pub const CONTROL_PREFIX: &str = "/__upstream/";
 pub struct Upstream {
     requests: AtomicU64,
     failing: AtomicBool,
+    /// Bench mode: every non-control request gets the same small answer, without the echo.
+    fixed: bool,
     last: Mutex<Option<Value>>,
 }
 
@@ -28,12 +30,29 @@ impl Upstream {
         }
     }
 
+    /// A bench upstream: every request outside [`CONTROL_PREFIX`] gets `200 {"ok":true}`, with
+    /// no echo, no `last` and no controls, so that in a benchmark the proxy in front, not this
+    /// server, runs out of CPU first. Requests are still counted.
+    pub fn fixed() -> Upstream {
+        Upstream {
+            fixed: true,
+            ..Upstream::default()
+        }
+    }
+
     /// Answers one request.
     pub fn respond(&self, req: &Request) -> Response {
         if req.path().starts_with(CONTROL_PREFIX) {
             return self.control(req);
         }
         self.requests.fetch_add(1, Ordering::SeqCst);
+        if self.fixed {
+            return Response {
+                status: 200,
+                headers: vec![("content-type".into(), b"application/json".to_vec())],
+                body: br#"{"ok":true}"#.to_vec(),
+            };
+        }
         let echoed = echo_json(req);
         if let Ok(mut last) = self.last.lock() {
             *last = Some(last_json(req, &echoed));
@@ -235,6 +254,18 @@ mod tests {
         }
         let resp = up.respond(&req("GET", "/", &[("x-echo-status", b"99")], b""));
         assert_eq!(resp.status, 400);
+    }
+
+    #[test]
+    fn bench_mode_answers_a_fixed_body_and_still_counts() {
+        let up = Upstream::fixed();
+        let resp = up.respond(&req("GET", "/x", &[("x-echo-status", b"503")], b""));
+        assert_eq!(
+            (resp.status, resp.body.as_slice()),
+            (200, &br#"{"ok":true}"#[..])
+        );
+        let stats = up.respond(&req("GET", "/__upstream/stats", &[], b""));
+        assert!(String::from_utf8_lossy(&stats.body).contains(r#""requests":1"#));
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! the Envoy demo also a token issuer and an audit collector, each on its own listener.
 //!
 //! ```text
-//! demo-upstream [--listen 127.0.0.1:8080] [--fail]
+//! demo-upstream [--listen 127.0.0.1:8080] [--fail | --bench]
 //!               [--auth-listen 127.0.0.1:8081]
 //!               [--collector-listen 127.0.0.1:8082] [--collector-file audit.ndjson]
 //! ```
@@ -12,7 +12,8 @@
 //! Request headers `x-echo-status: <code>` and `x-echo-header: <name>=<value>` shape the answer;
 //! `GET /__upstream/stats` counts echoed requests, `GET /__upstream/last` shows the last one,
 //! `POST /__upstream/mode` with body `fail` or `ok` switches fail mode (503 to everything),
-//! `POST /__upstream/reset` zeroes the count. The issuer is described in `demo_upstream::auth`,
+//! `POST /__upstream/reset` zeroes the count. `--bench` answers every other request with a fixed
+//! `200 {"ok":true}` instead of the echo, for `cargo xtask bench`. The issuer is described in `demo_upstream::auth`,
 //! the collector in `demo_upstream::collector`.
 
 use std::io::{BufReader, BufWriter, Write};
@@ -33,12 +34,13 @@ const MAX_CONNECTIONS: usize = 4096;
 /// How long an idle keep-alive connection stays open.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 
-const USAGE: &str = "usage: demo-upstream [--listen 127.0.0.1:8080] [--fail] \
+const USAGE: &str = "usage: demo-upstream [--listen 127.0.0.1:8080] [--fail | --bench] \
 [--auth-listen 127.0.0.1:8081] [--collector-listen 127.0.0.1:8082] [--collector-file FILE]";
 
 struct Args {
     listen: String,
     fail: bool,
+    bench: bool,
     auth_listen: Option<String>,
     collector_listen: Option<String>,
     collector_file: Option<String>,
@@ -48,6 +50,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
     let mut parsed = Args {
         listen: "127.0.0.1:8080".into(),
         fail: false,
+        bench: false,
         auth_listen: None,
         collector_listen: None,
         collector_file: None,
@@ -57,12 +60,16 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
         match arg.as_str() {
             "--listen" => parsed.listen = value("--listen")?,
             "--fail" => parsed.fail = true,
+            "--bench" => parsed.bench = true,
             "--auth-listen" => parsed.auth_listen = Some(value("--auth-listen")?),
             "--collector-listen" => parsed.collector_listen = Some(value("--collector-listen")?),
             "--collector-file" => parsed.collector_file = Some(value("--collector-file")?),
             "-h" | "--help" => return Err(USAGE.into()),
             other => return Err(format!("unknown argument `{other}`\n{USAGE}")),
         }
+    }
+    if parsed.bench && parsed.fail {
+        return Err("--bench and --fail exclude each other".into());
     }
     if parsed.collector_file.is_some() && parsed.collector_listen.is_none() {
         return Err("--collector-file needs --collector-listen".into());
@@ -84,7 +91,12 @@ fn run(args: Args) -> Result<(), String> {
     let mut lines = Vec::new();
     let (listener, addr) = bind(&args.listen)?;
     lines.push(addr.to_string());
-    services.push((listener, Arc::new(Upstream::new(args.fail))));
+    let upstream = if args.bench {
+        Upstream::fixed()
+    } else {
+        Upstream::new(args.fail)
+    };
+    services.push((listener, Arc::new(upstream)));
     if let Some(auth) = &args.auth_listen {
         let (listener, addr) = bind(auth)?;
         let issuer = Issuer::generate().map_err(|e| e.to_string())?;
@@ -268,6 +280,9 @@ mod tests {
         .unwrap();
         assert_eq!((a.listen.as_str(), a.fail), ("127.0.0.1:0", true));
         assert!(parse_args(["--bogus".to_string()].into_iter()).is_err());
+        let bench = |args: &[&str]| parse_args(args.iter().map(|a| a.to_string()));
+        assert!(bench(&["--bench"]).is_ok_and(|a| a.bench && !a.fail));
+        assert!(bench(&["--bench", "--fail"]).is_err());
         assert!(parse_args(["--listen".to_string()].into_iter()).is_err());
         let a = parse_args(
             [
