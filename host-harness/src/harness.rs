@@ -171,6 +171,7 @@ impl HarnessBuilder {
             callouts: Default::default(),
             properties,
             foreign: self.foreign,
+            failing_calls: HashMap::new(),
         }));
         let config = Arc::new(self.config);
         let mut vms = Vec::with_capacity(self.workers);
@@ -522,6 +523,19 @@ impl Harness {
     /// Fails a callout (connection failure, reset): delivered with 0 headers, body, trailers.
     pub fn fail_callout(&self, id: u64) -> Result<(), HarnessError> {
         self.inner.deliver_callout(id, None)
+    }
+
+    /// Makes every later call of the host function `call` (e.g.
+    /// `proxy_replace_header_map_value`) return `status` at once without doing anything, as a
+    /// host refusing it would; `None` makes it work again. Every worker sees it. Covers the
+    /// header-map, property, metric, log, clock, shared-data, queue, callout, timer, local-reply
+    /// and effective-context calls.
+    pub fn fail_host_call(&self, call: &str, status: Option<Status>) {
+        let mut world = self.inner.world();
+        match status {
+            Some(status) => world.failing_calls.insert(call.to_owned(), status),
+            None => world.failing_calls.remove(call),
+        };
     }
 }
 

@@ -40,7 +40,9 @@
 //!   `worker(i)`, `stream()`, `set_property`, `logs`/`logs_at`/`logged`, `metric`/`metrics`/
 //!   `host_metric_name`, `shared_data`/`set_shared_data`/`shared_data_owner`,
 //!   `register_queue`/`resolve_queue`/`enqueue`/`queue_items`, `now_ns`/`advance_clock`
-//!   (fires ticks and callout timeouts), `callouts`/`respond_callout`/`fail_callout`.
+//!   (fires ticks and callout timeouts), `callouts`/`respond_callout`/`fail_callout`,
+//!   `fail_host_call` (a host call returns a given status and does nothing, as a refusing host's
+//!   would).
 //! - [`Worker`]: `configure`, `stream`, `tick`, `tick_period`, `done`, `logs`.
 //! - [`HttpStream`]: `set_property`, `send_request_headers/body/trailers`,
 //!   `send_response_headers/body/trailers` (each returns the [`Action`]), `log`, `done`,

@@ -36,6 +36,8 @@ pub(crate) struct World {
     pub(crate) callouts: crate::host::callouts::Callouts,
     pub(crate) properties: BTreeMap<Vec<u8>, Vec<u8>>,
     pub(crate) foreign: HashMap<String, ForeignFunction>,
+    /// Host calls a test made fail, with the status each returns ([`crate::host::injected`]).
+    pub(crate) failing_calls: HashMap<String, Status>,
 }
 
 pub(crate) type SharedWorld = Arc<Mutex<World>>;

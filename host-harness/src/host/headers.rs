@@ -80,6 +80,9 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: GetState<T>) -> wa
               size_ptr: i32|
               -> wasmtime::Result<i32> {
             let state = get(caller.data_mut());
+            if let Some(s) = super::injected(state, "proxy_get_header_map_pairs") {
+                return status(s);
+            }
             let bytes = match map_mut(state, map) {
                 Ok(m) => codec::encode_map(m),
                 Err(s) => return status(s),
@@ -122,6 +125,9 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: GetState<T>) -> wa
             let call = "proxy_get_header_map_value";
             let key = lower(&memory::read(&mut caller, call, key_ptr, key_len)?);
             let state = get(caller.data_mut());
+            if let Some(s) = super::injected(state, "proxy_get_header_map_value") {
+                return status(s);
+            }
             let value = match map_mut(state, map) {
                 Ok(m) => m.iter().find(|(n, _)| *n == key).map(|(_, v)| v.clone()),
                 Err(s) => return status(s),
@@ -148,6 +154,9 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: GetState<T>) -> wa
             let call = "proxy_add_header_map_value";
             let key = lower(&memory::read(&mut caller, call, kp, kl)?);
             let value = memory::read(&mut caller, call, vp, vl)?;
+            if let Some(s) = super::injected(get(caller.data_mut()), "proxy_add_header_map_value") {
+                return status(s);
+            }
             match map_mut(get(caller.data_mut()), map) {
                 Ok(m) => m.push((key, value)),
                 Err(s) => return status(s),
@@ -169,6 +178,9 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: GetState<T>) -> wa
             let key = lower(&memory::read(&mut caller, call, kp, kl)?);
             let value = memory::read(&mut caller, call, vp, vl)?;
             let state = get(caller.data_mut());
+            if let Some(s) = super::injected(state, "proxy_replace_header_map_value") {
+                return status(s);
+            }
             let profile = state.profile();
             match map_mut(state, map) {
                 Ok(m) => replace(profile, m, &key, value),
@@ -183,6 +195,11 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: GetState<T>) -> wa
         move |mut caller: Caller<'_, T>, map: i32, kp: i32, kl: i32| -> wasmtime::Result<i32> {
             let call = "proxy_remove_header_map_value";
             let key = lower(&memory::read(&mut caller, call, kp, kl)?);
+            if let Some(s) =
+                super::injected(get(caller.data_mut()), "proxy_remove_header_map_value")
+            {
+                return status(s);
+            }
             match map_mut(get(caller.data_mut()), map) {
                 Ok(m) => m.retain(|(n, _)| *n != key),
                 Err(s) => return status(s),

@@ -91,6 +91,9 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: GetState<T>) -> wa
                 return status(Status::BadArgument);
             };
             let state = get(caller.data_mut());
+            if let Some(s) = super::injected(state, "proxy_define_metric") {
+                return status(s);
+            }
             let (profile, filter) = (state.profile(), state.config.filter_name.clone());
             let id = state.world().metrics.define(profile, &filter, kind, &name);
             memory::write_u32(&mut caller, call, id_ptr, id)?;
@@ -101,6 +104,9 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: GetState<T>) -> wa
         "env",
         "proxy_increment_metric",
         move |mut caller: Caller<'_, T>, id: i32, offset: i64| -> wasmtime::Result<i32> {
+            if let Some(s) = super::injected(get(caller.data_mut()), "proxy_increment_metric") {
+                return status(s);
+            }
             let result = get(caller.data_mut())
                 .world()
                 .metrics
@@ -112,6 +118,9 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: GetState<T>) -> wa
         "env",
         "proxy_record_metric",
         move |mut caller: Caller<'_, T>, id: i32, value: i64| -> wasmtime::Result<i32> {
+            if let Some(s) = super::injected(get(caller.data_mut()), "proxy_record_metric") {
+                return status(s);
+            }
             let result = get(caller.data_mut())
                 .world()
                 .metrics

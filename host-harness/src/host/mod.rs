@@ -54,6 +54,12 @@ pub(crate) fn status(s: Status) -> wasmtime::Result<i32> {
     Ok(s.code())
 }
 
+/// The status a test made `call` fail with ([`crate::Harness::fail_host_call`]): the import then
+/// returns it at once, changing nothing, as a host refusing the call would.
+pub(crate) fn injected(state: &HostState, call: &str) -> Option<Status> {
+    state.world().failing_calls.get(call).copied()
+}
+
 /// Traps when the profile is Kong: ngx_wasm_module does not implement `call`.
 pub(crate) fn kong_traps(state: &HostState, call: &'static str) -> Result<(), HostTrap> {
     if state.profile() == Profile::Kong {

@@ -90,6 +90,9 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: GetState<T>) -> wa
             let call = "proxy_register_shared_queue";
             let name = text(&memory::read(&mut caller, call, np, nl)?);
             let state = get(caller.data_mut());
+            if let Some(s) = super::injected(state, "proxy_register_shared_queue") {
+                return status(s);
+            }
             let owner = Some((state.worker, state.root_context_id));
             let vm_id = state.config.vm_id.clone();
             let id = state.world().queues.register(&vm_id, &name, owner);
@@ -111,6 +114,9 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: GetState<T>) -> wa
             kong_traps(get(caller.data_mut()), call)?;
             let vm_id = text(&memory::read(&mut caller, call, vp, vl)?);
             let name = text(&memory::read(&mut caller, call, np, nl)?);
+            if let Some(s) = super::injected(get(caller.data_mut()), "proxy_resolve_shared_queue") {
+                return status(s);
+            }
             let found = get(caller.data_mut()).world().queues.resolve(&vm_id, &name);
             match found {
                 Some(id) => {
@@ -127,6 +133,9 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: GetState<T>) -> wa
         move |mut caller: Caller<'_, T>, id: i32, vp: i32, vl: i32| -> wasmtime::Result<i32> {
             let value = memory::read(&mut caller, "proxy_enqueue_shared_queue", vp, vl)?;
             let state = get(caller.data_mut());
+            if let Some(s) = super::injected(state, "proxy_enqueue_shared_queue") {
+                return status(s);
+            }
             let profile = state.profile();
             let result = state.world().queues.enqueue(profile, id as u32, value);
             status(result)
@@ -140,6 +149,9 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: GetState<T>) -> wa
               ptr_ptr: i32,
               size_ptr: i32|
               -> wasmtime::Result<i32> {
+            if let Some(s) = super::injected(get(caller.data_mut()), "proxy_dequeue_shared_queue") {
+                return status(s);
+            }
             let item = get(caller.data_mut()).world().queues.dequeue(id as u32);
             match item {
                 Ok(v) => {

@@ -119,6 +119,9 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: GetState<T>) -> wa
             let call = "proxy_get_shared_data";
             let key = memory::read(&mut caller, call, kp, kl)?;
             let state = get(caller.data_mut());
+            if let Some(s) = super::injected(state, "proxy_get_shared_data") {
+                return status(s);
+            }
             check_zone(state, call)?;
             let profile = state.profile();
             let found = state.world().shared.get(profile, &key);
@@ -146,6 +149,9 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: GetState<T>) -> wa
             let key = memory::read(&mut caller, call, kp, kl)?;
             let value = memory::read(&mut caller, call, vp, vl)?;
             let state = get(caller.data_mut());
+            if let Some(s) = super::injected(state, "proxy_set_shared_data") {
+                return status(s);
+            }
             check_zone(state, call)?;
             let profile = state.profile();
             let result = state.world().shared.set(profile, &key, &value, cas as u32);

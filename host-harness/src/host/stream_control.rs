@@ -54,6 +54,9 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: GetState<T>) -> wa
         "env",
         "proxy_continue_stream",
         move |mut caller: Caller<'_, T>, kind: i32| -> wasmtime::Result<i32> {
+            if let Some(s) = super::injected(get(caller.data_mut()), "proxy_continue_stream") {
+                return status(s);
+            }
             resume(
                 get(caller.data_mut()),
                 kind,
@@ -115,6 +118,9 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: GetState<T>) -> wa
             let details = memory::read(&mut caller, call, dp, dl)?;
             let body = memory::read(&mut caller, call, bp, bl)?;
             let headers = codec::decode_map(call, &memory::read(&mut caller, call, hp, hl)?)?;
+            if let Some(s) = super::injected(get(caller.data_mut()), "proxy_send_local_response") {
+                return status(s);
+            }
             let Some(stream) = get(caller.data_mut()).stream() else {
                 return status(Status::BadArgument);
             };
@@ -145,6 +151,9 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: GetState<T>) -> wa
         "proxy_set_effective_context",
         move |mut caller: Caller<'_, T>, id: i32| -> wasmtime::Result<i32> {
             let state = get(caller.data_mut());
+            if let Some(s) = super::injected(state, "proxy_set_effective_context") {
+                return status(s);
+            }
             let id = id as u32;
             if id == state.root_context_id || state.streams.contains_key(&id) {
                 state.context_id = id;

@@ -3,7 +3,7 @@
 //! Both read/write the harness's virtual clock; both always return Ok (bad pointer traps).
 //! A period of 0 stops ticks. Ticks fire from [`crate::Harness::advance_clock`].
 
-use super::{ok, GetState};
+use super::{ok, status, GetState};
 use crate::memory;
 use wasmtime::{Caller, Linker};
 
@@ -12,6 +12,11 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: GetState<T>) -> wa
         "env",
         "proxy_get_current_time_nanoseconds",
         move |mut caller: Caller<'_, T>, ptr: i32| -> wasmtime::Result<i32> {
+            if let Some(s) =
+                super::injected(get(caller.data_mut()), "proxy_get_current_time_nanoseconds")
+            {
+                return status(s);
+            }
             let now = get(caller.data_mut()).world().clock_ns;
             memory::write_u64(&mut caller, "proxy_get_current_time_nanoseconds", ptr, now)?;
             ok()
@@ -22,6 +27,9 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: GetState<T>) -> wa
         "proxy_set_tick_period_milliseconds",
         move |mut caller: Caller<'_, T>, period: i32| -> wasmtime::Result<i32> {
             let state = get(caller.data_mut());
+            if let Some(s) = super::injected(state, "proxy_set_tick_period_milliseconds") {
+                return status(s);
+            }
             let period = period as u32;
             let now = state.world().clock_ns;
             state.tick_period_ms = period;

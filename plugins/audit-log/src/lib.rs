@@ -22,18 +22,17 @@ pub mod runtime;
 mod runtime_tests;
 
 use config::{Role, Settings};
+use gateway_core::abi;
 use gateway_core::headers::HeaderList;
 use gateway_core::ports::{
     Clock, HeaderMapKind, HeaderPort, HostError, HttpCallPort, LogLevel, LogPort, MetricId,
     MetricsPort, PropertyPort, RandomSource,
 };
 use gateway_core::proxy_wasm_host::{host_error, ProxyWasmHost};
-use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType};
 use runtime::{BodyKind, BodyPort, QueuePort, Runtime, Stream};
 use std::rc::Rc;
-use std::time::Duration;
 
 proxy_wasm::main! {{
     proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> {
@@ -109,20 +108,16 @@ impl MetricsPort for AuditHost {
 
 impl QueuePort for AuditHost {
     fn register_queue(&self, name: &str) -> Result<u32, HostError> {
-        hostcalls::register_shared_queue(name).map_err(host_error)
+        abi::register_queue(name)
     }
     fn resolve_queue(&self, vm_id: &str, name: &str) -> Result<Option<u32>, HostError> {
-        hostcalls::resolve_shared_queue(vm_id, name).map_err(host_error)
+        abi::resolve_queue(vm_id, name)
     }
     fn enqueue(&self, queue: u32, item: &[u8]) -> Result<(), HostError> {
-        hostcalls::enqueue_shared_queue(queue, Some(item)).map_err(host_error)
+        abi::enqueue(queue, item)
     }
     fn dequeue(&self, queue: u32) -> Result<Option<Vec<u8>>, HostError> {
-        match hostcalls::dequeue_shared_queue(queue) {
-            Ok(item) => Ok(item),
-            Err(proxy_wasm::types::Status::Empty) => Ok(None),
-            Err(status) => Err(host_error(status)),
-        }
+        abi::dequeue(queue)
     }
 }
 
@@ -132,7 +127,7 @@ impl BodyPort for AuditHost {
             BodyKind::Request => proxy_wasm::types::BufferType::HttpRequestBody,
             BodyKind::Response => proxy_wasm::types::BufferType::HttpResponseBody,
         };
-        hostcalls::get_buffer(buffer, 0, max).map_err(host_error)
+        abi::buffer(buffer, 0, max)
     }
 }
 
@@ -144,17 +139,20 @@ impl HttpCallPort for AuditHost {
         body: &[u8],
         timeout_millis: u64,
     ) -> Result<u32, HostError> {
+        // Through the SDK: its dispatcher must record the token to route the answer back (it
+        // panics on statuses other than Ok, BadArgument and InternalFailure; hosts answer a
+        // refused call with those two).
         let mut text = Vec::with_capacity(headers.len());
         for (name, value) in headers {
             let value = std::str::from_utf8(value).map_err(|_| HostError::BadArgument)?;
             text.push((*name, value));
         }
-        hostcalls::dispatch_http_call(
+        proxy_wasm::hostcalls::dispatch_http_call(
             upstream,
             text,
             Some(body),
             Vec::new(),
-            Duration::from_millis(timeout_millis),
+            std::time::Duration::from_millis(timeout_millis),
         )
         .map_err(host_error)
     }
@@ -174,15 +172,14 @@ impl Context for AuditLogRoot {
         _body_size: usize,
         _num_trailers: usize,
     ) {
-        // A failed or timed-out call has no headers; reading the map then is not safe on every
-        // host (the SDK panics on an unexpected status), so do not.
+        // A failed or timed-out call has no headers: nothing to read.
         if num_headers == 0 {
             if let Some(rt) = &self.runtime {
                 rt.on_http_call_response(&AuditHost, token_id, 0);
             }
             return;
         }
-        let status = hostcalls::get_map_value_bytes(
+        let status = abi::header_value(
             proxy_wasm::types::MapType::HttpCallResponseHeaders,
             ":status",
         )
@@ -214,7 +211,14 @@ impl RootContext for AuditLogRoot {
             return false;
         }
         if exports {
-            self.set_tick_period(Duration::from_millis(tick));
+            let millis = u32::try_from(tick).unwrap_or(u32::MAX);
+            if let Err(err) = abi::set_tick_period_millis(millis) {
+                host.log(
+                    LogLevel::Error,
+                    &format!("audit-log: cannot start the export timer: {err}"),
+                );
+                return false;
+            }
         }
         self.runtime = Some(Rc::new(runtime));
         true

@@ -160,24 +160,49 @@ impl HeaderEdits {
     }
 
     /// Replays every op on the host, in order. Keeps going after a failure and returns the
-    /// first error, so one refused header does not cancel the others.
+    /// first error, so one refused header does not cancel the others; the error says whether a
+    /// removal was among the refused ops (a header meant to go, e.g. a forged identity, may
+    /// still be there).
     pub fn apply<H: HeaderPort + ?Sized>(
         &self,
         host: &H,
         map: HeaderMapKind,
-    ) -> Result<(), HostError> {
-        let mut result = Ok(());
+    ) -> Result<(), ApplyError> {
+        let mut failure: Option<ApplyError> = None;
         for op in &self.ops {
-            let outcome = match op {
-                HeaderOp::Set(name, value) => host.set_header(map, name, value),
-                HeaderOp::Add(name, value) => host.add_header(map, name, value),
-                HeaderOp::Remove(name) => host.remove_header(map, name),
+            let (outcome, removal) = match op {
+                HeaderOp::Set(name, value) => (host.set_header(map, name, value), false),
+                HeaderOp::Add(name, value) => (host.add_header(map, name, value), false),
+                HeaderOp::Remove(name) => (host.remove_header(map, name), true),
             };
-            if result.is_ok() {
-                result = outcome;
+            if let Err(error) = outcome {
+                let f = failure.get_or_insert(ApplyError {
+                    first: error,
+                    removal_refused: false,
+                });
+                f.removal_refused |= removal;
             }
         }
-        result
+        failure.map_or(Ok(()), Err)
+    }
+}
+
+/// What [`HeaderEdits::apply`] could not do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApplyError {
+    /// The host's answer to the first refused op.
+    pub first: HostError,
+    /// True if the host refused a removal.
+    pub removal_refused: bool,
+}
+
+impl std::fmt::Display for ApplyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.removal_refused {
+            write!(f, "{} (a header removal among them)", self.first)
+        } else {
+            write!(f, "{}", self.first)
+        }
     }
 }
 

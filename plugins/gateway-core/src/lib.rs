@@ -12,6 +12,7 @@
 //! Decision code depends on [`ports`] only, never on `proxy_wasm`, so it runs natively in unit
 //! tests (with [`fake::FakeHost`] behind the `fake-host` feature).
 
+pub mod abi;
 pub mod antispoof;
 pub mod error;
 #[cfg(feature = "fake-host")]

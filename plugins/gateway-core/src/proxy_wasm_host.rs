@@ -1,20 +1,17 @@
-//! The one proxy-wasm adapter: implements every port with real hostcalls.
+//! The one proxy-wasm adapter: implements every port with real host calls.
 //!
-//! - Header and property getters use the SDK's `*_bytes` variants: the string getters panic on
-//!   non-UTF-8 values, and a panic traps the VM.
-//! - Host statuses come back as [`HostError`]s.
+//! - The calls go through [`crate::abi`], not the SDK's `hostcalls`, which panic (trapping the
+//!   VM) on any status they do not expect: every host status comes back as a [`HostError`].
+//! - Header values and properties are bytes: clients may send anything, never assume UTF-8.
 //! - Random bytes come from WASI `random_get` (via `getrandom`), which Envoy and Kong provide.
-//!
-//! This is the only module of the suite that imports `proxy_wasm::hostcalls`.
 
+use crate::abi;
 use crate::headers::HeaderList;
 use crate::ports::{
     Clock, HeaderMapKind, HeaderPort, HostError, LocalReplyPort, LogLevel, LogPort, MetricId,
     MetricsPort, PropertyPort, RandomSource, SharedDataPort, SharedEntry,
 };
-use proxy_wasm::hostcalls;
 use proxy_wasm::types::{BufferType, MapType, MetricType, Status};
-use std::time::UNIX_EPOCH;
 
 /// The current proxy-wasm host. Zero-sized: the host keeps the state.
 #[derive(Debug, Clone, Copy, Default)]
@@ -23,9 +20,7 @@ pub struct ProxyWasmHost;
 impl ProxyWasmHost {
     /// The plugin configuration bytes (`on_configure`); empty when the host gives none.
     pub fn plugin_configuration(&self) -> Result<Vec<u8>, HostError> {
-        hostcalls::get_buffer(BufferType::PluginConfiguration, 0, usize::MAX)
-            .map(Option::unwrap_or_default)
-            .map_err(host_error)
+        abi::buffer(BufferType::PluginConfiguration, 0, usize::MAX).map(Option::unwrap_or_default)
     }
 
     /// Reads the plugin configuration and compiles it with `compile`. On failure it logs the one
@@ -76,43 +71,39 @@ pub fn host_error(status: Status) -> HostError {
 
 impl HeaderPort for ProxyWasmHost {
     fn header_list(&self, map: HeaderMapKind) -> Result<HeaderList, HostError> {
-        hostcalls::get_map_bytes(map_type(map)).map_err(host_error)
+        abi::header_pairs(map_type(map))
     }
 
     fn header(&self, map: HeaderMapKind, name: &str) -> Result<Option<Vec<u8>>, HostError> {
-        hostcalls::get_map_value_bytes(map_type(map), name).map_err(host_error)
+        abi::header_value(map_type(map), name)
     }
 
     fn set_header(&self, map: HeaderMapKind, name: &str, value: &[u8]) -> Result<(), HostError> {
-        hostcalls::set_map_value_bytes(map_type(map), name, Some(value)).map_err(host_error)
+        abi::replace_header(map_type(map), name, value)
     }
 
     fn add_header(&self, map: HeaderMapKind, name: &str, value: &[u8]) -> Result<(), HostError> {
-        hostcalls::add_map_value_bytes(map_type(map), name, value).map_err(host_error)
+        abi::add_header(map_type(map), name, value)
     }
 
     fn remove_header(&self, map: HeaderMapKind, name: &str) -> Result<(), HostError> {
-        hostcalls::remove_map_value(map_type(map), name).map_err(host_error)
+        abi::remove_header(map_type(map), name)
     }
 }
 
 impl PropertyPort for ProxyWasmHost {
     fn property(&self, path: &[&str]) -> Result<Option<Vec<u8>>, HostError> {
-        hostcalls::get_property(path.to_vec()).map_err(host_error)
+        abi::property(path)
     }
 
     fn set_property(&self, path: &[&str], value: &[u8]) -> Result<(), HostError> {
-        hostcalls::set_property(path.to_vec(), Some(value)).map_err(host_error)
+        abi::set_property(path, value)
     }
 }
 
 impl Clock for ProxyWasmHost {
     fn now_unix_nanos(&self) -> Result<u64, HostError> {
-        let now = hostcalls::get_current_time().map_err(host_error)?;
-        let since = now
-            .duration_since(UNIX_EPOCH)
-            .map_err(|_| HostError::InternalFailure)?;
-        u64::try_from(since.as_nanos()).map_err(|_| HostError::InternalFailure)
+        abi::now_nanos()
     }
 }
 
@@ -132,44 +123,36 @@ impl LogPort for ProxyWasmHost {
             LogLevel::Error => proxy_wasm::types::LogLevel::Error,
         };
         // A lost log line must not fail the request.
-        let _ = hostcalls::log(level, message);
+        let _ = abi::log(level as u32, message);
     }
 }
 
 impl MetricsPort for ProxyWasmHost {
     fn define_counter(&self, name: &str) -> Result<MetricId, HostError> {
-        hostcalls::define_metric(MetricType::Counter, name)
-            .map(MetricId)
-            .map_err(host_error)
+        abi::define_metric(MetricType::Counter as u32, name).map(MetricId)
     }
 
     fn define_gauge(&self, name: &str) -> Result<MetricId, HostError> {
-        hostcalls::define_metric(MetricType::Gauge, name)
-            .map(MetricId)
-            .map_err(host_error)
+        abi::define_metric(MetricType::Gauge as u32, name).map(MetricId)
     }
 
     fn increment(&self, id: MetricId, delta: i64) -> Result<(), HostError> {
-        hostcalls::increment_metric(id.0, delta).map_err(host_error)
+        abi::increment_metric(id.0, delta)
     }
 
     fn record(&self, id: MetricId, value: u64) -> Result<(), HostError> {
-        hostcalls::record_metric(id.0, value).map_err(host_error)
+        abi::record_metric(id.0, value)
     }
 }
 
 impl SharedDataPort for ProxyWasmHost {
     fn shared_data(&self, key: &str) -> Result<SharedEntry, HostError> {
-        let (value, cas) = hostcalls::get_shared_data(key).map_err(host_error)?;
-        Ok(SharedEntry {
-            value,
-            cas: cas.unwrap_or(0),
-        })
+        let (value, cas) = abi::shared_data(key)?;
+        Ok(SharedEntry { value, cas })
     }
 
     fn set_shared_data(&self, key: &str, value: &[u8], cas: u32) -> Result<(), HostError> {
-        let cas = (cas != 0).then_some(cas);
-        hostcalls::set_shared_data(key, Some(value), cas).map_err(host_error)
+        abi::set_shared_data(key, value, cas)
     }
 }
 
@@ -180,8 +163,7 @@ impl LocalReplyPort for ProxyWasmHost {
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> Result<(), HostError> {
-        let body = (!body.is_empty()).then_some(body);
-        hostcalls::send_http_response(status, headers.to_vec(), body).map_err(host_error)
+        abi::send_local_response(status, headers, body)
     }
 }
 

@@ -133,7 +133,9 @@ impl Stream {
             .filter_map(|name| request.first(name).map(|v| (name.clone(), v.to_vec())))
             .collect();
 
-        self.write(host, &request, HeaderMapKind::Request);
+        if !self.write(host, &request, HeaderMapKind::Request) {
+            return self.reply(host, 500, &[]);
+        }
         Flow::Continue
     }
 
@@ -183,7 +185,7 @@ impl Stream {
             host,
         );
 
-        self.write(host, &response, HeaderMapKind::Response);
+        let _ = self.write(host, &response, HeaderMapKind::Response);
         Flow::Continue
     }
 
@@ -241,7 +243,7 @@ impl Stream {
             }
         }
         // Keep the request map consistent for filters after this one (e.g. an access log).
-        self.write(host, request, HeaderMapKind::Request);
+        let _ = self.write(host, request, HeaderMapKind::Request);
         let metric = if reply.status == 204 {
             Metric::PreflightsAnswered
         } else {
@@ -328,12 +330,25 @@ impl Stream {
         self.metrics.add(host, Metric::RulesSkipped, skipped);
     }
 
-    fn write<H: Host + ?Sized>(&self, host: &H, edits: &HeaderEdits, map: HeaderMapKind) {
-        if let Err(err) = edits.apply(host, map) {
-            host.log(
-                LogLevel::Warn,
-                &format!("header-injection: the host refused a header change: {err}"),
-            );
+    /// Writes `edits`; false if the host refused to remove a request header (a forged identity
+    /// header may still be there): that request must not go upstream.
+    fn write<H: Host + ?Sized>(&self, host: &H, edits: &HeaderEdits, map: HeaderMapKind) -> bool {
+        match edits.apply(host, map) {
+            Ok(()) => true,
+            Err(err) if err.removal_refused && map == HeaderMapKind::Request => {
+                host.log(
+                    LogLevel::Error,
+                    &format!("header-injection: the host refused to remove a request header ({err}), answering 500"),
+                );
+                false
+            }
+            Err(err) => {
+                host.log(
+                    LogLevel::Warn,
+                    &format!("header-injection: the host refused a header change: {err}"),
+                );
+                true
+            }
         }
     }
 

@@ -11,6 +11,8 @@
 use crate::alg::Alg;
 use crate::config::Settings;
 use crate::verify::{host_can_verify, HostCrypto};
+use gateway_core::abi;
+use proxy_wasm::types::MetricType;
 
 /// The foreign function's name.
 pub const FUNCTION: &str = "verify_signature";
@@ -76,44 +78,15 @@ pub fn decode_result(bytes: &[u8]) -> Option<bool> {
     Some(result)
 }
 
-#[cfg(target_arch = "wasm32")]
-#[link(wasm_import_module = "env")]
-extern "C" {
-    fn proxy_call_foreign_function(
-        function_name_data: *const u8,
-        function_name_size: usize,
-        arguments_data: *const u8,
-        arguments_size: usize,
-        results_data: *mut *mut u8,
-        results_size: *mut usize,
-    ) -> u32;
-}
-
-/// Calls `verify_signature` with empty arguments and reads the raw status: the SDK's wrapper
-/// panics (a trap) on statuses it does not expect, and a host without the function may answer
-/// anything. Ok (0) or BadArgument (2, no key given) means the function exists.
+/// Calls `verify_signature` with empty arguments: a host without the function may answer any
+/// status, all of which come back as values ([`gateway_core::abi`]). Ok or BadArgument (no key
+/// given) means the function exists.
 #[cfg(target_arch = "wasm32")]
 fn probe() -> bool {
-    let mut data: *mut u8 = std::ptr::null_mut();
-    let mut size: usize = 0;
-    // SAFETY: the name is a valid slice for the call; empty arguments; the host writes a
-    // buffer it allocated through `proxy_on_memory_allocate` (the SDK's allocator) and its size.
-    let status = unsafe {
-        proxy_call_foreign_function(
-            FUNCTION.as_ptr(),
-            FUNCTION.len(),
-            std::ptr::null(),
-            0,
-            &mut data,
-            &mut size,
-        )
-    };
-    if !data.is_null() && size > 0 {
-        // SAFETY: as above, the buffer was allocated by the SDK's allocator for `size` bytes
-        // and is ours now; rebuilding the Vec frees it.
-        drop(unsafe { Vec::from_raw_parts(data, size, size) });
-    }
-    status == 0 || status == 2
+    matches!(
+        abi::call_foreign_function(FUNCTION, &[]),
+        Ok(_) | Err(gateway_core::ports::HostError::BadArgument)
+    )
 }
 
 #[cfg(not(target_arch = "wasm32"))]
@@ -137,12 +110,12 @@ impl EnvoyVerifySignature {
     /// `Some` if the host has the function (and `allowed`); records [`GAUGE`] either way.
     pub fn detect(allowed: bool) -> Option<Self> {
         let found = allowed && probe();
-        let metric = |kind, name| proxy_wasm::hostcalls::define_metric(kind, name).ok();
-        if let Some(gauge) = metric(proxy_wasm::types::MetricType::Gauge, GAUGE) {
-            let _ = proxy_wasm::hostcalls::record_metric(gauge, u64::from(found));
+        let metric = |kind: MetricType, name| abi::define_metric(kind as u32, name).ok();
+        if let Some(gauge) = metric(MetricType::Gauge, GAUGE) {
+            let _ = abi::record_metric(gauge, u64::from(found));
         }
         found.then(|| Self {
-            errors: metric(proxy_wasm::types::MetricType::Counter, ERRORS),
+            errors: metric(MetricType::Counter, ERRORS),
         })
     }
 }
@@ -150,17 +123,17 @@ impl EnvoyVerifySignature {
 impl HostCrypto for EnvoyVerifySignature {
     fn verify(&self, hash: &str, spki_der: &[u8], signature: &[u8], text: &[u8]) -> Option<bool> {
         let args = encode_arguments(hash, spki_der, signature, text);
-        match proxy_wasm::hostcalls::call_foreign_function(FUNCTION, Some(&args)) {
+        match abi::call_foreign_function(FUNCTION, &args) {
             Ok(Some(result)) => decode_result(&result),
             // An empty result is a message with every field at its default: result false.
             Ok(None) => Some(false),
             Err(status) => {
                 // Falls back to pure Rust; say so, an operator expects the fast path.
                 if let Some(id) = self.errors {
-                    let _ = proxy_wasm::hostcalls::increment_metric(id, 1);
+                    let _ = abi::increment_metric(id, 1);
                 }
-                let _ = proxy_wasm::hostcalls::log(
-                    proxy_wasm::types::LogLevel::Warn,
+                let _ = abi::log(
+                    proxy_wasm::types::LogLevel::Warn as u32,
                     &format!("jwt-rbac: verify_signature failed ({status:?}), using pure rust"),
                 );
                 None

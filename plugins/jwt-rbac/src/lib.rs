@@ -34,8 +34,9 @@ mod stream_tests;
 
 use cache::TokenCache;
 use config::{CryptoMode, Settings};
-use gateway_core::ports::{Clock, LogLevel, LogPort};
-use gateway_core::proxy_wasm_host::ProxyWasmHost;
+use gateway_core::abi;
+use gateway_core::ports::{Clock, HostError, LogLevel, LogPort};
+use gateway_core::proxy_wasm_host::{host_error, ProxyWasmHost};
 use metrics::Metrics;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType};
@@ -158,7 +159,7 @@ impl JwtRbacRoot {
         provider: &str,
         remote: &RemoteJwks,
         now: i64,
-    ) -> Option<Result<u32, proxy_wasm::types::Status>> {
+    ) -> Option<Result<u32, HostError>> {
         let timeout = Duration::from_millis(remote.timeout_ms);
         let hold = if self.configuring {
             CONFIGURE_LEASE_SECS
@@ -175,7 +176,13 @@ impl JwtRbacRoot {
             (":authority", remote.authority.as_str()),
             ("accept", "application/json"),
         ];
-        Some(self.dispatch_http_call(&remote.upstream, headers, None, vec![], timeout))
+        // Through the SDK: its dispatcher must record the token to route the answer back (it
+        // panics on statuses other than Ok, BadArgument and InternalFailure; hosts answer a
+        // refused call with those two).
+        Some(
+            self.dispatch_http_call(&remote.upstream, headers, None, vec![], timeout)
+                .map_err(host_error),
+        )
     }
 
     /// Runs paused requests again: all of them when keys arrived, else those whose wait is over
@@ -207,16 +214,16 @@ impl JwtRbacRoot {
         }
         for (id, timed_out) in due {
             // A stream gone meanwhile (client closed) is no longer a context: skip it.
-            if proxy_wasm::hostcalls::set_effective_context(id).is_err() {
+            if abi::set_effective_context(id).is_err() {
                 continue;
             }
             let mut stream = Stream::after_wait(shared.clone(), id, timed_out);
             if stream.on_request_headers(&ProxyWasmHost) == Flow::Continue {
-                let _ = proxy_wasm::hostcalls::resume_http_request();
+                let _ = abi::resume_request();
             }
         }
         // Later root calls (http_call, logs) must act as the root again.
-        let _ = proxy_wasm::hostcalls::set_effective_context(self.context_id);
+        let _ = abi::set_effective_context(self.context_id);
     }
 }
 
@@ -252,11 +259,10 @@ impl Context for JwtRbacRoot {
 
 /// The `:status` and body of a callout answer (body only up to `max` bytes, else empty).
 fn callout_answer(headers: usize, body_size: usize, max: usize) -> (Option<Vec<u8>>, Vec<u8>) {
-    // A failed call (reset, timeout) has no header map: reading one would be an error the
-    // SDK turns into a panic (its getters unwrap), so only read what the host announced.
+    // A failed call (reset, timeout) has no header map: only read what the host announced.
     let status = (headers > 0)
         .then(|| {
-            proxy_wasm::hostcalls::get_map_value_bytes(
+            abi::header_value(
                 proxy_wasm::types::MapType::HttpCallResponseHeaders,
                 ":status",
             )
@@ -265,7 +271,7 @@ fn callout_answer(headers: usize, body_size: usize, max: usize) -> (Option<Vec<u
         })
         .flatten();
     let body = if body_size > 0 && body_size <= max {
-        proxy_wasm::hostcalls::get_buffer(
+        abi::buffer(
             proxy_wasm::types::BufferType::HttpCallResponseBody,
             0,
             body_size,
@@ -373,7 +379,7 @@ impl RootContext for JwtRbacRoot {
             settings: Some(Rc::new(settings)),
         });
         if any_remote {
-            if let Err(status) = proxy_wasm::hostcalls::set_tick_period(Duration::from_secs(1)) {
+            if let Err(status) = abi::set_tick_period_millis(1000) {
                 host.log(
                     LogLevel::Error,
                     &format!("jwt-rbac: cannot set the tick period: {status:?}"),

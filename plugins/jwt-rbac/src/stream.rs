@@ -197,8 +197,10 @@ impl Stream {
                 }
             }
         }
+        if !self.write(host, &request) {
+            return self.deny(host, &settings.realm, Reason::Internal);
+        }
         self.shared.metrics.add(host, Metric::Allowed, 1);
-        self.write(host, &request);
         Flow::Continue
     }
 
@@ -368,8 +370,10 @@ impl Stream {
         request: &mut HeaderEdits,
     ) -> Flow {
         request.set(&settings.identity.status_header, b"anonymous".to_vec());
+        if !self.write(host, request) {
+            return self.deny(host, &settings.realm, Reason::Internal);
+        }
         self.shared.metrics.add(host, Metric::Anonymous, 1);
-        self.write(host, request);
         Flow::Continue
     }
 
@@ -381,7 +385,7 @@ impl Stream {
         reason: Reason,
     ) -> Flow {
         // Keep the request map clean for filters and access logs after this one.
-        self.write(host, request);
+        let _ = self.write(host, request);
         self.deny(host, &settings.realm, reason)
     }
 
@@ -409,12 +413,25 @@ impl Stream {
         Flow::Stop
     }
 
-    fn write<H: Host + ?Sized>(&self, host: &H, request: &HeaderEdits) {
-        if let Err(err) = request.apply(host, HeaderMapKind::Request) {
-            host.log(
-                LogLevel::Warn,
-                &format!("jwt-rbac: cannot update request headers: {err}"),
-            );
+    /// Writes the request edits; false if the host refused to remove a header (a forged
+    /// identity header may still be there): the request must not go upstream.
+    fn write<H: Host + ?Sized>(&self, host: &H, request: &HeaderEdits) -> bool {
+        match request.apply(host, HeaderMapKind::Request) {
+            Ok(()) => true,
+            Err(err) if err.removal_refused => {
+                host.log(
+                    LogLevel::Error,
+                    &format!("jwt-rbac: the host refused to remove a request header ({err}), answering 500"),
+                );
+                false
+            }
+            Err(err) => {
+                host.log(
+                    LogLevel::Warn,
+                    &format!("jwt-rbac: cannot update request headers: {err}"),
+                );
+                true
+            }
         }
     }
 }
