@@ -630,20 +630,12 @@ fn target_table(selected: &[&BenchConfig], samples: &[Vec<Sample>]) -> String {
             );
             let _ = writeln!(table, "|---|---|---:|---:|---|");
         }
-        let rps = median(
-            ours_s
-                .iter()
-                .zip(native_s)
-                .map(|(x, n)| x.rps / n.rps)
-                .collect(),
-        );
-        let cpu = median(
-            ours_s
-                .iter()
-                .zip(native_s)
-                .map(|(x, n)| n.cpu_us / x.cpu_us)
-                .collect(),
-        );
+        // Median over rounds of a same-round ratio.
+        let ratio = |f: fn(&Sample, &Sample) -> f64| {
+            median(ours_s.iter().zip(native_s).map(|(x, n)| f(x, n)).collect())
+        };
+        let rps = ratio(|ours, native| ours.rps / native.rps);
+        let cpu = ratio(|ours, native| native.cpu_us / ours.cpu_us);
         let _ = writeln!(
             table,
             "| {ours} | {native} | {rps:.2} | {cpu:.2} | {target} |"
