@@ -79,7 +79,7 @@ impl PathMatch {
             .map_err(|err| {
                 ConfigError::new(
                     join(field, "regex"),
-                    ConfigErrorKind::InvalidRegex(err.to_string().to_lowercase()),
+                    ConfigErrorKind::InvalidRegex(err.to_string().to_ascii_lowercase()),
                 )
             })
     }
