@@ -190,19 +190,25 @@ unsafe fn take(data: *mut u8, size: usize) -> Vec<u8> {
     unsafe { Vec::from_raw_parts(data, size, size) }
 }
 
-/// Runs a host call that may return bytes: `Ok(None)` on `NotFound` or when nothing is returned.
-fn returned_bytes(
-    call: impl FnOnce(*mut *mut u8, *mut usize) -> u32,
-) -> Result<Option<Vec<u8>>, HostError> {
+/// Runs a host call that may return bytes: its status, and on `Ok` the bytes it wrote (`None`
+/// when it wrote nothing).
+fn with_returned(call: impl FnOnce(*mut *mut u8, *mut usize) -> u32) -> (u32, Option<Vec<u8>>) {
     let mut data: *mut u8 = std::ptr::null_mut();
     let mut size: usize = 0;
     let status = call(&mut data, &mut size);
-    match status {
-        OK if data.is_null() => Ok(None),
-        // SAFETY: on `Ok` the host allocated `size` bytes through `proxy_on_memory_allocate`.
-        OK => Ok(Some(unsafe { take(data, size) })),
-        NOT_FOUND => Ok(None),
-        other => Err(status_error(other)),
+    // SAFETY: on `Ok` the host allocated `size` bytes through `proxy_on_memory_allocate`.
+    let bytes = (status == OK && !data.is_null()).then(|| unsafe { take(data, size) });
+    (status, bytes)
+}
+
+/// [`with_returned`] for the getters: `Ok(None)` on `NotFound` or when nothing is returned.
+fn returned_bytes(
+    call: impl FnOnce(*mut *mut u8, *mut usize) -> u32,
+) -> Result<Option<Vec<u8>>, HostError> {
+    match with_returned(call) {
+        (OK, bytes) => Ok(bytes),
+        (NOT_FOUND, _) => Ok(None),
+        (other, _) => Err(status_error(other)),
     }
 }
 
@@ -304,18 +310,15 @@ pub fn set_property(path: &[&str], value: &[u8]) -> Result<(), HostError> {
 
 /// `proxy_get_shared_data`: the value and its cas (`None` and 0 when the key is absent).
 pub fn shared_data(key: &str) -> Result<(Option<Vec<u8>>, u32), HostError> {
-    let mut data: *mut u8 = std::ptr::null_mut();
-    let mut size: usize = 0;
     let mut cas = 0u32;
-    // SAFETY: pointer and length of a live `str`; valid out-pointers.
-    let status = unsafe {
-        raw::proxy_get_shared_data(key.as_ptr(), key.len(), &mut data, &mut size, &mut cas)
-    };
-    match status {
-        // SAFETY: on `Ok` the host allocated `size` bytes through `proxy_on_memory_allocate`.
-        OK => Ok(((!data.is_null()).then(|| unsafe { take(data, size) }), cas)),
-        NOT_FOUND => Ok((None, 0)),
-        other => Err(status_error(other)),
+    let answer = with_returned(|data, size| {
+        // SAFETY: pointer and length of a live `str`; valid out-pointers.
+        unsafe { raw::proxy_get_shared_data(key.as_ptr(), key.len(), data, size, &mut cas) }
+    });
+    match answer {
+        (OK, value) => Ok((value, cas)),
+        (NOT_FOUND, _) => Ok((None, 0)),
+        (other, _) => Err(status_error(other)),
     }
 }
 
@@ -395,23 +398,22 @@ pub fn resume_request() -> Result<(), HostError> {
 
 /// `proxy_call_foreign_function` (`Ok(None)`: an empty result).
 pub fn call_foreign_function(name: &str, arguments: &[u8]) -> Result<Option<Vec<u8>>, HostError> {
-    let mut data: *mut u8 = std::ptr::null_mut();
-    let mut size: usize = 0;
-    // SAFETY: pointers and lengths of live buffers; valid out-pointers.
-    let status = unsafe {
-        raw::proxy_call_foreign_function(
-            name.as_ptr(),
-            name.len(),
-            arguments.as_ptr(),
-            arguments.len(),
-            &mut data,
-            &mut size,
-        )
-    };
-    match status {
-        // SAFETY: on `Ok` the host allocated `size` bytes through `proxy_on_memory_allocate`.
-        OK => Ok((!data.is_null()).then(|| unsafe { take(data, size) })),
-        other => Err(status_error(other)),
+    let answer = with_returned(|data, size| {
+        // SAFETY: pointers and lengths of live buffers; valid out-pointers.
+        unsafe {
+            raw::proxy_call_foreign_function(
+                name.as_ptr(),
+                name.len(),
+                arguments.as_ptr(),
+                arguments.len(),
+                data,
+                size,
+            )
+        }
+    });
+    match answer {
+        (OK, result) => Ok(result),
+        (other, _) => Err(status_error(other)),
     }
 }
 
@@ -451,15 +453,14 @@ pub fn enqueue(queue: u32, item: &[u8]) -> Result<(), HostError> {
 
 /// `proxy_dequeue_shared_queue` (`Ok(None)`: the queue is empty).
 pub fn dequeue(queue: u32) -> Result<Option<Vec<u8>>, HostError> {
-    let mut data: *mut u8 = std::ptr::null_mut();
-    let mut size: usize = 0;
-    // SAFETY: valid out-pointers.
-    let status = unsafe { raw::proxy_dequeue_shared_queue(queue, &mut data, &mut size) };
-    match status {
-        // SAFETY: on `Ok` the host allocated `size` bytes through `proxy_on_memory_allocate`.
-        OK => Ok((!data.is_null()).then(|| unsafe { take(data, size) })),
-        EMPTY => Ok(None),
-        other => Err(status_error(other)),
+    let answer = with_returned(|data, size| {
+        // SAFETY: valid out-pointers.
+        unsafe { raw::proxy_dequeue_shared_queue(queue, data, size) }
+    });
+    match answer {
+        (OK, item) => Ok(item),
+        (EMPTY, _) => Ok(None),
+        (other, _) => Err(status_error(other)),
     }
 }
 

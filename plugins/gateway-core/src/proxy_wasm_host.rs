@@ -55,18 +55,9 @@ fn map_type(map: HeaderMapKind) -> MapType {
     }
 }
 
-/// Turns a proxy-wasm status into a typed error.
+/// Turns a proxy-wasm status (from the SDK's calls) into a typed error.
 pub fn host_error(status: Status) -> HostError {
-    match status {
-        Status::NotFound => HostError::NotFound,
-        Status::BadArgument => HostError::BadArgument,
-        Status::SerializationFailure => HostError::SerializationFailure,
-        Status::ParseFailure => HostError::ParseFailure,
-        Status::Empty => HostError::Empty,
-        Status::CasMismatch => HostError::CasMismatch,
-        Status::InternalFailure => HostError::InternalFailure,
-        other => HostError::Other(other as u32),
-    }
+    abi::status_error(status as u32)
 }
 
 impl HeaderPort for ProxyWasmHost {
