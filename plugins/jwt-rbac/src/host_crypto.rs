@@ -12,7 +12,8 @@ use crate::alg::Alg;
 use crate::config::Settings;
 use crate::verify::{host_can_verify, HostCrypto};
 use gateway_core::abi;
-use proxy_wasm::types::MetricType;
+use gateway_core::ports::{LogLevel, LogPort, MetricId, MetricsPort};
+use gateway_core::proxy_wasm_host::ProxyWasmHost;
 
 /// The foreign function's name.
 pub const FUNCTION: &str = "verify_signature";
@@ -98,7 +99,7 @@ fn probe() -> bool {
 #[derive(Debug, Clone, Copy)]
 pub struct EnvoyVerifySignature {
     /// Counter of failed calls (each fell back to pure Rust): `jwt_rbac.host_crypto_errors`.
-    errors: Option<u32>,
+    errors: Option<MetricId>,
 }
 
 /// Gauge: 1 when host crypto is in use on this VM, else 0.
@@ -110,12 +111,12 @@ impl EnvoyVerifySignature {
     /// `Some` if the host has the function (and `allowed`); records [`GAUGE`] either way.
     pub fn detect(allowed: bool) -> Option<Self> {
         let found = allowed && probe();
-        let metric = |kind: MetricType, name| abi::define_metric(kind as u32, name).ok();
-        if let Some(gauge) = metric(MetricType::Gauge, GAUGE) {
-            let _ = abi::record_metric(gauge, u64::from(found));
+        let host = ProxyWasmHost;
+        if let Ok(gauge) = host.define_gauge(GAUGE) {
+            let _ = host.record(gauge, u64::from(found));
         }
         found.then(|| Self {
-            errors: metric(MetricType::Counter, ERRORS),
+            errors: host.define_counter(ERRORS).ok(),
         })
     }
 }
@@ -129,11 +130,12 @@ impl HostCrypto for EnvoyVerifySignature {
             Ok(None) => Some(false),
             Err(status) => {
                 // Falls back to pure Rust; say so, an operator expects the fast path.
+                let host = ProxyWasmHost;
                 if let Some(id) = self.errors {
-                    let _ = abi::increment_metric(id, 1);
+                    let _ = host.increment(id, 1);
                 }
-                let _ = abi::log(
-                    proxy_wasm::types::LogLevel::Warn as u32,
+                host.log(
+                    LogLevel::Warn,
                     &format!("jwt-rbac: verify_signature failed ({status:?}), using pure rust"),
                 );
                 None
