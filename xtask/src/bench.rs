@@ -30,8 +30,22 @@ struct BenchConfig {
     name: &'static str,
     /// What the filter chain is.
     what: &'static str,
-    /// The HTTP filters before the router, given `dist/`.
-    filters: fn(&Path) -> Vec<Value>,
+    /// The HTTP filters before the router, given where the modules are.
+    filters: fn(&Modules) -> Vec<Value>,
+}
+
+/// Where the `.wasm` files of a run are.
+struct Modules {
+    /// `dist/`: the plugins as shipped.
+    dist: PathBuf,
+    /// The hand-written do-nothing filter ([`NULL_FILTER`]), assembled into the bench's work dir.
+    null: PathBuf,
+}
+
+impl Modules {
+    fn plugin(&self, name: &str) -> PathBuf {
+        self.dist.join(format!("{name}.wasm"))
+    }
 }
 
 /// Every configuration, in the order they run in each round. The first is the baseline the
@@ -46,83 +60,88 @@ const CONFIGS: &[BenchConfig] = &[
     BenchConfig {
         name: "header-injection",
         what: "Envoy + header-injection (defaults: security headers, correlation id, traceparent, anti-spoofing; CORS on)",
-        filters: |dist| {
+        filters: |m| {
             vec![envoy::wasm_filter(
                 "header-injection",
                 &json!({"cors": {"allowed_origins": ["https://app.example.com"]}}),
-                &dist.join("header-injection.wasm"),
+                &m.plugin("header-injection"),
             )]
         },
     },
     BenchConfig {
         name: "circuit-breaker",
         what: "Envoy + circuit-breaker, closed (defaults: one breaker per cluster, count window 20)",
-        filters: |dist| {
+        filters: |m| {
             vec![envoy::wasm_filter(
                 "circuit-breaker",
                 &json!({}),
-                &dist.join("circuit-breaker.wasm"),
+                &m.plugin("circuit-breaker"),
             )]
         },
     },
     BenchConfig {
         name: "circuit-breaker-open",
         what: "Envoy + circuit-breaker, open: a 200 counts as a failure, so the first response trips it for an hour; every later request gets the breaker's 503 (answer rate while open)",
-        filters: |dist| {
+        filters: |m| {
             vec![envoy::wasm_filter(
                 "circuit-breaker",
                 &json!({"key": {"source": "fixed", "value": "bench"},
                         "defaults": {"failure": {"status_codes": [200]}, "window": {"requests": 1},
                                      "min_requests": 1,
                                      "open": {"duration_ms": 3_600_000u64, "max_duration_ms": 3_600_000u64}}}),
-                &dist.join("circuit-breaker.wasm"),
+                &m.plugin("circuit-breaker"),
             )]
         },
     },
     BenchConfig {
         name: "ratelimit-shared-data",
         what: "Envoy + ratelimit-shared-data: one rule, token bucket per client IP (capacity 1e9, never denies), RateLimit headers on every response",
-        filters: |dist| {
+        filters: |m| {
             vec![envoy::wasm_filter(
                 "ratelimit-shared-data",
                 &json!({"rules": [{"name": "per-ip", "key": ["client_ip"],
                         "token_bucket": {"capacity": 1_000_000_000u64, "refill_interval_ms": 1000}}]}),
-                &dist.join("ratelimit-shared-data.wasm"),
+                &m.plugin("ratelimit-shared-data"),
             )]
         },
     },
     BenchConfig {
         name: "ratelimit-shared-data-global",
         what: "Envoy + ratelimit-shared-data: one global token bucket (constant key, capacity 1e9, never denies), headers hidden: the same job as native local_ratelimit",
-        filters: |dist| {
+        filters: |m| {
             vec![envoy::wasm_filter(
                 "ratelimit-shared-data",
                 &json!({"rules": [{"name": "global", "key": [{"constant": "all"}],
                         "token_bucket": {"capacity": 1_000_000_000u64, "refill_interval_ms": 1000}}],
                         "headers": {"ietf": false}}),
-                &dist.join("ratelimit-shared-data.wasm"),
+                &m.plugin("ratelimit-shared-data"),
             )]
         },
     },
     BenchConfig {
         name: "wasm-floor",
         what: "Envoy + ratelimit-shared-data with no rules: every proxy-wasm callback of a stream runs and returns at once; the fixed cost of any Wasm filter in Envoy's V8, the floor under every plugin above",
-        filters: |dist| {
+        filters: |m| {
             vec![envoy::wasm_filter(
                 "ratelimit-shared-data",
                 &json!({"rules": []}),
-                &dist.join("ratelimit-shared-data.wasm"),
+                &m.plugin("ratelimit-shared-data"),
             )]
         },
     },
     BenchConfig {
+        name: "wasm-null",
+        what: "Envoy + a hand-written do-nothing proxy-wasm module (xtask/src/null_filter.wat, no SDK, no allocation per stream): the same callbacks as the plugins, each returning at once; the least any Wasm filter costs in Envoy's V8",
+        filters: |m| vec![envoy::wasm_filter("wasm-null", &json!({}), &m.null)],
+    },
+    BenchConfig {
         name: "audit-log",
         what: "Envoy + audit-log, defaults: every record field built in on_log, hash-chained, written to Envoy's log (info) and to filter state; no HTTP export (it needs a collector cluster and the singleton)",
-        filters: |dist| {
+        filters: |m| {
             vec![envoy::wasm_filter(
                 "audit-log",
                 &json!({}),
-                &dist.join("audit-log.wasm"),
+                &m.plugin("audit-log"),
             )]
         },
     },
@@ -148,7 +167,7 @@ const CONFIGS: &[BenchConfig] = &[
     BenchConfig {
         name: "jwt-rbac-reused",
         what: "Envoy + jwt-rbac: RS256, 100 distinct tokens cycled by a wrk script (each reused), verified-token cache on (default), Envoy's verify_signature",
-        filters: |dist| vec![jwt_rbac_filter(dist, "RS256", json!({}))],
+        filters: |m| vec![jwt_rbac_filter(m, "RS256", json!({}))],
     },
     BenchConfig {
         name: "jwt_authn-reused-cache",
@@ -163,7 +182,7 @@ const CONFIGS: &[BenchConfig] = &[
     BenchConfig {
         name: "jwt-rbac-unseen-rs256",
         what: "Envoy + jwt-rbac: RS256, 10,000 distinct tokens cycled (more than the 1024-entry cache, first-in first-out: every request misses and is verified, the cache's bookkeeping included), cache on (default), Envoy's verify_signature",
-        filters: |dist| vec![jwt_rbac_filter(dist, "RS256", json!({}))],
+        filters: |m| vec![jwt_rbac_filter(m, "RS256", json!({}))],
     },
     BenchConfig {
         name: "jwt_authn-unseen-rs256",
@@ -173,7 +192,7 @@ const CONFIGS: &[BenchConfig] = &[
     BenchConfig {
         name: "jwt-rbac-unseen-es256",
         what: "Envoy + jwt-rbac: ES256, 10,000 distinct tokens cycled, cache on (default), Envoy's verify_signature",
-        filters: |dist| vec![jwt_rbac_filter(dist, "ES256", json!({}))],
+        filters: |m| vec![jwt_rbac_filter(m, "ES256", json!({}))],
     },
     BenchConfig {
         name: "jwt_authn-unseen-es256",
@@ -183,7 +202,7 @@ const CONFIGS: &[BenchConfig] = &[
     BenchConfig {
         name: "jwt-rbac-pure",
         what: "Envoy + jwt-rbac: RS256, the 10,000 unseen tokens, crypto forced to pure Rust (the Kong path)",
-        filters: |dist| vec![jwt_rbac_filter(dist, "RS256", json!({"crypto": "pure_rust"}))],
+        filters: |m| vec![jwt_rbac_filter(m, "RS256", json!({"crypto": "pure_rust"}))],
     },
 ];
 
@@ -192,6 +211,8 @@ const CONFIGS: &[BenchConfig] = &[
 /// per request, same round).
 const TARGETS: &[(&str, &str, &str)] = &[
     ("ratelimit-shared-data-global", "local_ratelimit", ">= 0.90"),
+    // Not a plugin: how close to native a filter that does nothing at all gets.
+    ("wasm-null", "local_ratelimit", "none (floor)"),
     ("jwt-rbac-reused", "jwt_authn-reused-cache", ">= 0.90"),
     ("jwt-rbac-reused", "jwt_authn-reused", "> 1.00"),
     ("jwt-rbac-unseen-rs256", "jwt_authn-unseen-rs256", ">= 0.90"),
@@ -258,7 +279,7 @@ fn bench_jwks(alg: &str) -> &'static str {
 
 /// jwt-rbac verifying `alg` tokens from `x-bench-token` (kept upstream, like jwt_authn's
 /// `forward: true`), one rule for every path; `extra` merged into the top level.
-fn jwt_rbac_filter(dist: &Path, alg: &str, extra: Value) -> Value {
+fn jwt_rbac_filter(m: &Modules, alg: &str, extra: Value) -> Value {
     let mut config = json!({
         "providers": {"bench": {
             "issuer": "https://issuer.example.com", "audiences": ["api"], "algorithms": [alg],
@@ -269,7 +290,7 @@ fn jwt_rbac_filter(dist: &Path, alg: &str, extra: Value) -> Value {
     if let (Some(c), Some(e)) = (config.as_object_mut(), extra.as_object()) {
         c.extend(e.clone());
     }
-    envoy::wasm_filter("jwt-rbac", &config, &dist.join("jwt-rbac.wasm"))
+    envoy::wasm_filter("jwt-rbac", &config, &m.plugin("jwt-rbac"))
 }
 
 /// Native jwt_authn with the same provider and key; `cache` is merged into the provider
@@ -365,6 +386,48 @@ end
     );
     std::fs::write(&path, script).with_context(|| format!("cannot write {}", path.display()))?;
     Ok(path)
+}
+
+/// The do-nothing module of the `wasm-null` configuration, assembled at run time.
+const NULL_FILTER: &str = include_str!("null_filter.wat");
+
+/// Starts Envoy with `config` on fresh ports; returns it with its listener and admin ports.
+/// The ports come from the ephemeral range that wrk's and Envoy's connections also draw from,
+/// so one can be taken between the check and Envoy's bind: then it tries again with others.
+fn start_config(
+    envoy_bin: &Path,
+    work: &Path,
+    config: &BenchConfig,
+    modules: &Modules,
+    upstream_port: u16,
+) -> Result<(envoy::Process, u16, u16)> {
+    let config_path: PathBuf = work.join(format!("{}.json", config.name));
+    let log = work.join(format!("{}.log", config.name));
+    let mut attempt = 1;
+    loop {
+        let listener = envoy::free_port()?;
+        let admin = envoy::free_port()?;
+        let bootstrap = envoy::bootstrap(listener, admin, upstream_port, (config.filters)(modules));
+        std::fs::write(&config_path, serde_json::to_vec_pretty(&bootstrap)?)?;
+        match envoy::start_envoy(
+            envoy_bin,
+            &config_path,
+            local(admin),
+            1,
+            &log,
+            Some(ENVOY_CPU),
+        ) {
+            Ok(process) => return Ok((process, listener, admin)),
+            Err(e) if attempt < 3 && format!("{e:#}").contains("Address already in use") => {
+                println!(
+                    "{}: a port was taken before Envoy bound it; again with others",
+                    config.name
+                );
+                attempt += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 const ENVOY_CPU: &str = "0";
@@ -692,7 +755,13 @@ pub fn run(args: &[String]) -> Result<()> {
     let target_dir = workspace::metadata()?.target_dir;
     let work = target_dir.join("xtask-bench");
     std::fs::create_dir_all(&work)?;
-    let dist_dir = workspace::dist_dir();
+    let null = work.join("null-filter.wasm");
+    let assembled = wat::parse_str(NULL_FILTER).context("xtask/src/null_filter.wat")?;
+    std::fs::write(&null, assembled).with_context(|| format!("cannot write {}", null.display()))?;
+    let modules = Modules {
+        dist: workspace::dist_dir(),
+        null,
+    };
 
     let upstream_port = envoy::free_port()?;
     let _upstream =
@@ -752,21 +821,8 @@ pub fn run(args: &[String]) -> Result<()> {
     let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); selected.len()];
     for round in 0..o.rounds {
         for (ci, config) in selected.iter().enumerate() {
-            let listener = envoy::free_port()?;
-            let admin = envoy::free_port()?;
-            let bootstrap =
-                envoy::bootstrap(listener, admin, upstream_port, (config.filters)(&dist_dir));
-            let config_path: PathBuf = work.join(format!("{}.json", config.name));
-            std::fs::write(&config_path, serde_json::to_vec_pretty(&bootstrap)?)?;
-            let log = work.join(format!("{}.log", config.name));
-            let envoy_proc = envoy::start_envoy(
-                &envoy_bin,
-                &config_path,
-                local(admin),
-                1,
-                &log,
-                Some(ENVOY_CPU),
-            )?;
+            let (envoy_proc, listener, admin) =
+                start_config(&envoy_bin, &work, config, &modules, upstream_port)?;
             let url = format!("http://127.0.0.1:{listener}/bench");
             let script = scripts.get(ci).cloned().flatten();
             run_wrk(&o, &url, 2, script.as_deref())?;
