@@ -533,3 +533,97 @@ fn remote_revocation_list_from_a_real_server_revokes_and_unrevokes() {
     assert!(stat("wasmcustom.jwt_rbac.revocations_fetch_ok") >= 2);
     assert_eq!(stat("wasmcustom.jwt_rbac.revocations_fetch_failed"), 0);
 }
+
+/// jwt-rbac's refusals are local replies that never pass back through a filter behind it, so
+/// audit-log (next in the chain, as in the demo) gets no response callback for them. Its record,
+/// built in `on_log`, still carries the status and the challenge Envoy answered with.
+#[test]
+fn refusals_are_audited_with_their_challenge_by_the_filter_behind() {
+    let upstream = Upstream::start().unwrap();
+    let envoy = Envoy::start(
+        &EnvoyConfig::new(upstream.addr())
+            .filter(PLUGIN, config())
+            .filter("audit-log", json!({})),
+    )
+    .unwrap();
+    let reader = sign(
+        "ES256",
+        kid_for("ES256"),
+        &claims_with(json!({"roles": ["reader"]})),
+    );
+    let expired = sign(
+        "ES256",
+        kid_for("ES256"),
+        &claims_with(json!({"exp": 1_000_000_000, "iat": 999_000_000})),
+    );
+    let sent = [
+        ("/orders/1", None, 401),
+        ("/orders/2", Some(&expired), 401),
+        ("/admin/users", Some(&reader), 403),
+        ("/orders/3", Some(&reader), 200),
+    ];
+    for (path, token, status) in &sent {
+        let auth = token.map(|t| format!("Bearer {t}"));
+        let headers: Vec<(&str, &str)> = auth
+            .as_deref()
+            .map(|a| vec![("authorization", a)])
+            .unwrap_or_default();
+        assert_eq!(get(&envoy, "GET", path, &headers).status, *status, "{path}");
+    }
+    let records = |envoy: &Envoy| -> Vec<Value> {
+        envoy
+            .log()
+            .lines()
+            // Envoy's prefix ends in the plugin's name too (`wasm log audit-log audit-log: `).
+            .filter_map(|l| {
+                l.match_indices("audit-log: ")
+                    .find_map(|(at, m)| serde_json::from_str(&l[at + m.len()..]).ok())
+            })
+            .collect()
+    };
+    // Envoy flushes its log file every 10 s by default: wait up to 20 s.
+    let mut seen = Vec::new();
+    for _ in 0..200 {
+        seen = records(&envoy);
+        if seen.len() >= sent.len() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let reason = |path: &str| -> (Value, Value) {
+        let r = seen
+            .iter()
+            .find(|r| r["path"] == path)
+            .unwrap_or_else(|| panic!("no record of {path}: {seen:?}"));
+        (r["status"].clone(), r["decisions"]["auth_reason"].clone())
+    };
+    assert_eq!(
+        reason("/orders/1"),
+        (json!(401), json!("Bearer realm=\"api\""))
+    );
+    assert_eq!(
+        reason("/orders/2"),
+        (
+            json!(401),
+            json!("Bearer realm=\"api\", error=\"invalid_token\", error_description=\"token_expired\"")
+        )
+    );
+    assert_eq!(
+        reason("/admin/users"),
+        (
+            json!(403),
+            json!("Bearer realm=\"api\", error=\"insufficient_scope\", error_description=\"insufficient_role\"")
+        )
+    );
+    assert_eq!(reason("/orders/3"), (json!(200), Value::Null));
+    let text = seen
+        .iter()
+        .map(Value::to_string)
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(
+        !text.contains(&expired[expired.len() - 16..])
+            && !text.contains(&reader[reader.len() - 16..]),
+        "a token reached an audit record"
+    );
+}

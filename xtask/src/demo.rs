@@ -651,6 +651,14 @@ fn audit_records(demo: &mut Demo) -> Result<(), String> {
             r["decisions"]
         );
     }
+    if let Some(r) = parsed.iter().find(|r| r["status"] == 403) {
+        println!(
+            "    e.g. {} {} -> 403 (jwt-rbac answered; read in on_log): decisions {}",
+            r["method"].as_str().unwrap_or("?"),
+            r["path"].as_str().unwrap_or("?"),
+            r["decisions"]
+        );
+    }
     if let Some(r) = parsed.iter().find(|r| r["status"] == 429) {
         println!(
             "    e.g. {} {} -> 429: decisions {}",
@@ -676,6 +684,26 @@ fn audit_records(demo: &mut Demo) -> Result<(), String> {
             .iter()
             .any(|r| r["identity"]["subject"] == "alice" && r["decisions"]["auth"] == "verified"),
         "a record with identity alice, auth verified",
+    )?;
+    // jwt-rbac's refusals never pass back through audit-log (behind it in the chain); their
+    // records take the status and challenge from the response Envoy keeps for the log phase.
+    want(
+        parsed.iter().any(|r| {
+            r["status"] == 401
+                && r["decisions"]["auth_reason"]
+                    .as_str()
+                    .is_some_and(|c| c.starts_with("Bearer realm="))
+        }),
+        "a 401 record with decisions auth_reason: the Bearer challenge",
+    )?;
+    want(
+        parsed.iter().any(|r| {
+            r["status"] == 403
+                && r["decisions"]["auth_reason"]
+                    .as_str()
+                    .is_some_and(|c| c.contains("error=\"insufficient_scope\""))
+        }),
+        "a 403 record with decisions auth_reason: error=\"insufficient_scope\"",
     )?;
     // audit-log runs before ratelimit-shared-data, so its response callback runs after
     // ratelimit's: a 429 is recorded with the headers ratelimit set on it.

@@ -444,7 +444,18 @@ impl Stream {
                 .map(|v| record::header_text(&v, s));
         }
         request.body = self.request_body.take();
-        let mut response = self.response.take().unwrap_or_default();
+        let mut response = match self.response.take() {
+            Some(r) => r,
+            // No response-header phase: an earlier filter answered locally (jwt-rbac's 401 or
+            // 403 does not pass back through a filter after it), or the stream ended first.
+            // The response the host has now is the one the client got; none: nothing to read.
+            None => ResponseFacts::capture(
+                &host
+                    .header_list(HeaderMapKind::Response)
+                    .unwrap_or_default(),
+                s,
+            ),
+        };
         response.body = self.response_body.take();
         let mut facts = LogFacts {
             now_nanos: host.now_unix_nanos().unwrap_or(0),

@@ -309,11 +309,28 @@ fn a_stream_refused_before_this_filter_still_gets_its_record() {
         .properties
         .borrow_mut()
         .insert("response.code".into(), 401u64.to_le_bytes().to_vec());
-    let mut s = Stream::new(Some(rt));
+    let mut s = Stream::new(Some(rt.clone()));
     s.on_log(&host);
     let rec: serde_json::Value = serde_json::from_str(&records(&host)[0]).unwrap();
     assert_eq!(rec["path"], "/admin");
     assert_eq!(rec["status"], 401);
+    assert!(rec["decisions"].get("auth_reason").is_none(), "{rec}");
+
+    // Envoy keeps the refusal's response for the log phase: its status and challenge (the
+    // reason) are recorded, the challenge as sent to the client.
+    let challenge =
+        "Bearer realm=\"api\", error=\"invalid_token\", error_description=\"token_expired\"";
+    host.base.set_response(&[
+        (":status", b"401"),
+        ("www-authenticate", challenge.as_bytes()),
+        ("content-type", b"application/json"),
+    ]);
+    let mut s = Stream::new(Some(rt));
+    s.on_log(&host);
+    let rec: serde_json::Value = serde_json::from_str(&records(&host)[1]).unwrap();
+    assert_eq!(rec["path"], "/admin");
+    assert_eq!(rec["status"], 401);
+    assert_eq!(rec["decisions"]["auth_reason"], challenge, "{rec}");
 }
 
 #[test]
