@@ -55,17 +55,48 @@ impl Drop for Process {
     }
 }
 
-/// Prefix `cmd` with `taskset -c <cpus>` when `cpus` is given.
+/// Prefix `cmd` with `taskset -c <cpus>` when `cpus` is given. The child is also told to end
+/// with xtask (see [`end_with_parent`]).
 fn pinned(program: &Path, cpus: Option<&str>) -> Command {
-    match cpus {
+    let mut cmd = match cpus {
         Some(cpus) => {
             let mut cmd = Command::new("taskset");
             cmd.args(["-c", cpus]).arg(program);
             cmd
         }
         None => Command::new(program),
+    };
+    end_with_parent(&mut cmd);
+    cmd
+}
+
+/// Envoy and the upstreams get SIGTERM when xtask ends, however it ends. [`Process`] kills
+/// them on drop, but a signal that ends xtask (`kill -INT <pid>`, `timeout`, a closed
+/// terminal) runs no destructor, and they used to stay behind holding their ports. Linux
+/// keeps this setting across `exec` (so through `taskset`); xtask starts them from its main
+/// thread, whose end is what the kernel watches.
+#[cfg(target_os = "linux")]
+fn end_with_parent(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: between fork and exec the closure only makes two async-signal-safe system
+    // calls (prctl, getppid) and allocates nothing.
+    let parent = std::process::id();
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // xtask ended before the setting took effect: end now rather than be orphaned.
+            if u32::try_from(libc::getppid()).ok() != Some(parent) {
+                libc::raise(libc::SIGTERM);
+            }
+            Ok(())
+        });
     }
 }
+
+#[cfg(not(target_os = "linux"))]
+fn end_with_parent(_cmd: &mut Command) {}
 
 /// Builds the echo upstream (release) and returns its path.
 pub fn build_upstream() -> Result<PathBuf> {
