@@ -441,6 +441,8 @@ struct Options {
     write_docs: bool,
     /// Only these configurations (plus `plain`, the baseline); empty: all.
     only: Vec<String>,
+    /// Sample Envoy with `perf record` and split its CPU time by where it ran (`--perf true`).
+    perf: bool,
 }
 
 fn parse_args(args: &[String]) -> Result<Options> {
@@ -451,6 +453,7 @@ fn parse_args(args: &[String]) -> Result<Options> {
         threads: 1,
         write_docs: true,
         only: Vec::new(),
+        perf: false,
     };
     let mut it = args.iter();
     while let Some(flag) = it.next() {
@@ -462,6 +465,7 @@ fn parse_args(args: &[String]) -> Result<Options> {
             "--connections" => o.connections = value.parse().with_context(bad)?,
             "--threads" => o.threads = value.parse().with_context(bad)?,
             "--write-docs" => o.write_docs = value.parse().with_context(bad)?,
+            "--perf" => o.perf = value.parse().with_context(bad)?,
             "--only" => {
                 o.only = value.split(',').map(|n| n.trim().to_owned()).collect();
                 if let Some(unknown) = o
@@ -501,6 +505,87 @@ struct Sample {
     cpu_us: f64,
     /// Envoy's CPU time over the run's wall time (1.0: one core fully used).
     busy: f64,
+    /// With `--perf true`: where that CPU time went, µs per request.
+    split: Option<CpuSplit>,
+}
+
+/// Envoy's CPU time per request by where `perf` found it running (its shares of the samples
+/// times [`Sample::cpu_us`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct CpuSplit {
+    /// Code V8 compiled at run time: the plugin's own Wasm functions (`[JIT]` in perf).
+    wasm: f64,
+    /// The Envoy binary: its C++ (HTTP, host-call handlers, BoringSSL) and V8's runtime and
+    /// builtins, which are linked into it.
+    envoy: f64,
+    /// The kernel (sockets, scheduling).
+    kernel: f64,
+    /// Everything else (libc, vdso).
+    other: f64,
+}
+
+/// Shares of samples per DSO from `perf report --sort dso --stdio` (lines `  12.34%  name`).
+fn parse_dso_shares(report: &str) -> CpuSplit {
+    let mut split = CpuSplit::default();
+    for line in report.lines() {
+        let t = line.trim();
+        let Some((pct, dso)) = t.split_once('%') else {
+            continue;
+        };
+        let Ok(pct) = pct.trim().parse::<f64>() else {
+            continue;
+        };
+        let share = pct / 100.0;
+        let dso = dso.trim();
+        if dso.starts_with("[JIT]") {
+            split.wasm += share;
+        } else if dso == "envoy" {
+            split.envoy += share;
+        } else if dso.starts_with("[kernel") {
+            split.kernel += share;
+        } else {
+            split.other += share;
+        }
+    }
+    split
+}
+
+/// `perf record` on `pid` for `secs` seconds, started now, writing `out`.
+fn start_perf(pid: u32, secs: u64, out: &Path) -> Result<std::process::Child> {
+    Command::new("perf")
+        .args(["record", "-q", "-F", "499", "-p", &pid.to_string(), "-o"])
+        .arg(out)
+        .args(["--", "sleep", &secs.to_string()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("cannot start perf (install linux-perf, or run without --perf)")
+}
+
+/// Waits for `perf` (bounded) and reads its per-DSO split, scaled to `cpu_us` per request.
+fn finish_perf(mut perf: std::process::Child, out: &Path, cpu_us: f64) -> Result<CpuSplit> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while perf.try_wait()?.is_none() {
+        if Instant::now() > deadline {
+            let _ = perf.kill();
+            let _ = perf.wait();
+            bail!("perf record did not finish within 30 s of the run");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let report = exec::output(
+        Command::new("perf")
+            .args(["report", "--stdio", "--no-children", "--sort", "dso", "-i"])
+            .arg(out),
+    )?;
+    let shares = parse_dso_shares(&report);
+    Ok(CpuSplit {
+        wasm: shares.wasm * cpu_us,
+        envoy: shares.envoy * cpu_us,
+        kernel: shares.kernel * cpu_us,
+        other: shares.other * cpu_us,
+    })
 }
 
 /// CPU time of every thread of process `pid` so far, nanoseconds (first field of each
@@ -572,6 +657,7 @@ fn parse_wrk(out: &str) -> Result<Sample> {
             errors,
             cpu_us: f64::NAN,
             busy: f64::NAN,
+            split: None,
         }),
         _ => bail!("cannot read wrk's output:\n{out}"),
     }
@@ -707,6 +793,36 @@ fn target_table(selected: &[&BenchConfig], samples: &[Vec<Sample>]) -> String {
     table
 }
 
+/// Medians of the `--perf` splits per configuration, as a Markdown table (empty without them).
+fn split_table(selected: &[&BenchConfig], samples: &[Vec<Sample>]) -> String {
+    let mut table = String::new();
+    for (config, s) in selected.iter().zip(samples) {
+        let splits: Vec<CpuSplit> = s.iter().filter_map(|x| x.split).collect();
+        if splits.is_empty() {
+            continue;
+        }
+        if table.is_empty() {
+            let _ = writeln!(
+                table,
+                "| configuration | Envoy CPU µs/request | Wasm code | Envoy binary | kernel | other |"
+            );
+            let _ = writeln!(table, "|---|---:|---:|---:|---:|---:|");
+        }
+        let m = |f: fn(&CpuSplit) -> f64| median(splits.iter().map(f).collect());
+        let _ = writeln!(
+            table,
+            "| {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} |",
+            config.name,
+            median(s.iter().map(|x| x.cpu_us).collect()),
+            m(|p| p.wasm),
+            m(|p| p.envoy),
+            m(|p| p.kernel),
+            m(|p| p.other)
+        );
+    }
+    table
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     match v.len() {
@@ -826,11 +942,26 @@ pub fn run(args: &[String]) -> Result<()> {
             let url = format!("http://127.0.0.1:{listener}/bench");
             let script = scripts.get(ci).cloned().flatten();
             run_wrk(&o, &url, 2, script.as_deref())?;
+            let perf_out = work.join(format!("{}.perf", config.name));
+            // Sampling starts with the run and stops a second before wrk does.
+            let perf = o
+                .perf
+                .then(|| {
+                    start_perf(
+                        envoy_proc.pid(),
+                        o.duration.saturating_sub(1).max(1),
+                        &perf_out,
+                    )
+                })
+                .transpose()?;
             let (cpu_before, wall) = (cpu_ns(envoy_proc.pid())?, Instant::now());
             let mut s = run_wrk(&o, &url, o.duration, script.as_deref())?;
             let cpu = cpu_ns(envoy_proc.pid())?.saturating_sub(cpu_before) as f64;
             s.cpu_us = cpu / 1000.0 / s.requests.max(1) as f64;
             s.busy = cpu / 1e9 / wall.elapsed().as_secs_f64();
+            if let Some(perf) = perf {
+                s.split = Some(finish_perf(perf, &perf_out, s.cpu_us)?);
+            }
             println!(
                 "round {}/{} {:<28} {:>8.0} req/s  Envoy {:>6.1} us/req, busy {:>3.0}%  p50 {:>6.3} ms  p99 {:>6.3} ms  errors {}{}",
                 round + 1,
@@ -844,6 +975,12 @@ pub fn run(args: &[String]) -> Result<()> {
                 s.errors,
                 cache_counters(admin)
             );
+            if let Some(p) = s.split {
+                println!(
+                    "    Envoy CPU by where it ran, us/req: Wasm code {:.1}, Envoy binary {:.1}, kernel {:.1}, other {:.1}",
+                    p.wasm, p.envoy, p.kernel, p.other
+                );
+            }
             samples[ci].push(s);
         }
     }
@@ -875,6 +1012,7 @@ pub fn run(args: &[String]) -> Result<()> {
         );
     }
     let targets = target_table(&selected, &samples);
+    let splits = split_table(&selected, &samples);
     let mut rounds = String::new();
     for (ci, config) in selected.iter().enumerate() {
         let per: Vec<String> = samples[ci]
@@ -887,6 +1025,9 @@ pub fn run(args: &[String]) -> Result<()> {
     print!("{table}");
     if !targets.is_empty() {
         println!("\nagainst the native filters:\n{targets}");
+    }
+    if !splits.is_empty() {
+        println!("\nEnvoy CPU by where it ran (perf):\n{splits}");
     }
     println!("\nper round:\n{rounds}");
 
@@ -926,6 +1067,12 @@ pub fn run(args: &[String]) -> Result<()> {
                 "## Against the native filters\n\nMedians over rounds of the per-round ratios: throughput (ours ÷ native) and Envoy CPU per request (native ÷ ours; above 1 means ours costs less).\n\n{targets}"
             );
         }
+        if !splits.is_empty() {
+            let _ = writeln!(
+                doc,
+                "## Where Envoy's CPU time goes\n\n`--perf true`: `perf record` samples Envoy during each run (499 Hz); each configuration's Envoy CPU per request is split by the share of samples in each place, median over rounds. \"Wasm code\" is what V8 compiled from the plugin (`[JIT]`); \"Envoy binary\" is Envoy's C++ (HTTP, the handlers of every proxy-wasm host call, BoringSSL) and V8's runtime and call wrappers, which are linked into the same binary. A plugin's cost above `plain` that is not in \"Wasm code\" is the host's work for it.\n\n{splits}"
+            );
+        }
         let _ = writeln!(doc, "Throughput per round:\n\n{rounds}");
         let _ = writeln!(
             doc,
@@ -953,7 +1100,18 @@ mod tests {
             errors: 0,
             cpu_us,
             busy: 1.0,
+            split: None,
         }
+    }
+
+    #[test]
+    fn perf_dso_shares() {
+        let report = "# Samples: 12K of event 'cpu-clock:ppp'\n#\n    70.90%  envoy\n    13.59%  [JIT] tid 8681\n    12.58%  [kernel.kallsyms]\n     2.58%  libc.so.6\n     0.35%  [vdso]\n\n";
+        let s = parse_dso_shares(report);
+        assert!((s.envoy - 0.709).abs() < 1e-9, "{s:?}");
+        assert!((s.wasm - 0.1359).abs() < 1e-9, "{s:?}");
+        assert!((s.kernel - 0.1258).abs() < 1e-9, "{s:?}");
+        assert!((s.other - 0.0293).abs() < 1e-9, "{s:?}");
     }
 
     #[test]

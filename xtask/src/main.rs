@@ -35,7 +35,7 @@ commands:
   demo [--once]        start Envoy with the plugins in front of the echo upstream and walk through
                        each plugin with real requests; --once checks every step and exits
   bench [options]      throughput/latency of Envoy with each plugin vs plain Envoy, same run
-                       (--rounds N, --duration SECS, --connections C, --threads T, --write-docs false)
+                       (--rounds N, --duration SECS, --connections C, --threads T, --only a,b, --write-docs false, --perf true)
   audit-verify FILE..  check audit-log hash chains in NDJSON or gateway log files; first broken
                        or missing link per chain, non-zero exit on failure
 ";
