@@ -248,6 +248,57 @@ fn host_crypto_path_rejects_bad_signatures_without_cache() {
     assert_eq!(stats.get("wasmcustom.jwt_rbac.allowed"), Some(&4));
 }
 
+/// ES384 in the default build is BoringSSL's work, through `verify_signature` (no pure-Rust
+/// P-384 in the wasm): good tokens pass, a flipped signature bit and r = 0 do not.
+#[test]
+fn es384_verified_by_envoys_verify_signature() {
+    let mut cfg = config();
+    cfg["providers"]["main"]["algorithms"] = json!(["ES256", "ES384"]);
+    cfg["providers"]["main"]["jwks"] = jwks(&["ec-1", "ec384-1"]);
+    cfg["cache"] = json!({"max_entries": 0});
+    let (upstream, envoy) = start(cfg);
+    let good = sign("ES384", "ec384-1", &good_claims());
+    let (input, sig) = good.rsplit_once('.').unwrap();
+    let sig =
+        base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, sig).unwrap();
+    let mut flipped = sig.clone();
+    flipped[95] ^= 1;
+    let zero_r = [vec![0u8; 48], sig[48..].to_vec()].concat();
+    for _ in 0..3 {
+        let resp = get(
+            &envoy,
+            "GET",
+            "/x",
+            &[("authorization", &format!("Bearer {good}"))],
+        );
+        assert_eq!(resp.status, 200, "{}", resp.text());
+    }
+    assert_eq!(upstream.request_count().unwrap(), 3);
+    for forged in [flipped, zero_r] {
+        let token = format!("{input}.{}", b64(&forged));
+        let resp = get(
+            &envoy,
+            "GET",
+            "/x",
+            &[("authorization", &format!("Bearer {token}"))],
+        );
+        assert_eq!(
+            (resp.status, body(&resp)["reason"].clone()),
+            (401, json!("signature_invalid"))
+        );
+    }
+    assert_eq!(upstream.request_count().unwrap(), 3);
+    let stats = envoy.stats().unwrap();
+    assert_eq!(stats.get("wasmcustom.jwt_rbac.host_crypto"), Some(&1));
+    assert_eq!(
+        stats
+            .get("wasmcustom.jwt_rbac.host_crypto_errors")
+            .copied()
+            .unwrap_or(0),
+        0
+    );
+}
+
 #[test]
 fn a_refused_config_keeps_envoy_from_serving() {
     let upstream = Upstream::start().unwrap();

@@ -18,6 +18,13 @@ const PROFILES: [Profile; 2] = [Profile::Envoy, Profile::Kong];
 
 /// A harness for `profile`; the envoy profile offers `verify_signature` as Envoy does.
 fn harness(profile: Profile, config: &Value) -> (Harness, Arc<AtomicUsize>) {
+    let (h, calls) = harness_unconfigured(profile, config);
+    assert!(h.configure().unwrap(), "{:?}", h.logs_at(LogLevel::Error));
+    (h, calls)
+}
+
+/// [`harness`] before `on_configure`.
+fn harness_unconfigured(profile: Profile, config: &Value) -> (Harness, Arc<AtomicUsize>) {
     let calls = Arc::new(AtomicUsize::new(0));
     let mut builder = Harness::builder()
         .profile(profile)
@@ -31,7 +38,6 @@ fn harness(profile: Profile, config: &Value) -> (Harness, Arc<AtomicUsize>) {
     let h = builder
         .build_from_file(suite_tests::paths::plugin_wasm(PLUGIN).unwrap())
         .unwrap();
-    assert!(h.configure().unwrap(), "{:?}", h.logs_at(LogLevel::Error));
     (h, calls)
 }
 
@@ -333,6 +339,59 @@ fn signature_path_host_call_on_envoy_pure_rust_on_kong_or_forced() {
         } else {
             assert_eq!(used, 0, "{profile:?} forced={forced}");
         }
+    }
+}
+
+/// ES384 in the default build: Envoy's `verify_signature` checks it; where no host does (Kong,
+/// or `crypto: pure_rust`) a config allowing it is refused at load, naming the field.
+#[test]
+fn es384_through_the_host_and_refused_where_there_is_none() {
+    let mut cfg = config();
+    cfg["providers"]["main"]["algorithms"] = json!(["ES256", "ES384"]);
+    cfg["providers"]["main"]["jwks"] = jwks(&["ec-1", "ec384-1"]);
+    cfg["cache"] = json!({"max_entries": 0});
+    let (h, calls) = harness(Profile::Envoy, &cfg);
+    let line = h
+        .logs_at(LogLevel::Info)
+        .iter()
+        .map(|l| format!("{l:?}"))
+        .find(|l| l.contains("provider main"))
+        .unwrap();
+    assert!(line.contains("ES384 via host verify_signature"), "{line}");
+    let before = calls.load(Ordering::SeqCst);
+    let good = sign("ES384", "ec384-1", &good_claims());
+    let a = call(&h, 0, "GET", "/x", &[("authorization", &bearer(&good))]);
+    assert_eq!(a.status, 200, "{:?}", a.body);
+    assert_eq!(a.upstream("x-user-id"), ["alice"]);
+    let (input, sig) = good.rsplit_once('.').unwrap();
+    let mut sig =
+        base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, sig).unwrap();
+    sig[95] ^= 1;
+    let forged = format!("{input}.{}", b64(&sig));
+    let a = call(&h, 1, "GET", "/x", &[("authorization", &bearer(&forged))]);
+    assert_eq!(
+        (a.status, &a.body["reason"]),
+        (401, &json!("signature_invalid"))
+    );
+    assert_eq!(
+        calls.load(Ordering::SeqCst) - before,
+        2,
+        "both checked by the host"
+    );
+
+    for (profile, forced) in [(Profile::Kong, false), (Profile::Envoy, true)] {
+        let mut cfg = cfg.clone();
+        if forced {
+            cfg["crypto"] = json!("pure_rust");
+        }
+        // Only Envoy offers the function (forced to pure Rust here, the plugin does not ask).
+        let (h, _) = harness_unconfigured(profile, &cfg);
+        assert!(!h.configure().unwrap(), "{profile:?} forced={forced}");
+        let errors = format!("{:?}", h.logs_at(LogLevel::Error));
+        assert!(
+            errors.contains("providers.main.algorithms[1]") && errors.contains("es384"),
+            "{profile:?} forced={forced}: {errors}"
+        );
     }
 }
 

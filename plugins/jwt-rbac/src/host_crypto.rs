@@ -12,6 +12,7 @@ use crate::alg::Alg;
 use crate::config::Settings;
 use crate::verify::{host_can_verify, HostCrypto};
 use gateway_core::abi;
+use gateway_core::error::ConfigError;
 use gateway_core::ports::{LogLevel, LogPort, MetricId, MetricsPort};
 use gateway_core::proxy_wasm_host::ProxyWasmHost;
 
@@ -142,6 +143,39 @@ impl HostCrypto for EnvoyVerifySignature {
             }
         }
     }
+}
+
+/// True if this build checks `alg` only through the host: ES384 without the cargo feature
+/// `es384` (pure-Rust P-384 is about 130 KiB of wasm).
+pub fn host_only(alg: Alg) -> bool {
+    cfg!(not(feature = "es384")) && alg == Alg::ES384
+}
+
+/// Refuses (naming the field) a provider that allows a [`host_only`] algorithm when the host
+/// will not check signatures (no `verify_signature`, as on Kong, or `crypto: pure_rust`):
+/// every such token would fail, so the config is refused at load instead.
+pub fn check_host_only(settings: &Settings, host_crypto: bool) -> Result<(), ConfigError> {
+    if host_crypto {
+        return Ok(());
+    }
+    for p in &settings.providers {
+        if let Some(i) = p.validator.algorithms.iter().position(|a| host_only(*a)) {
+            return Err(ConfigError::invalid(
+                format!("providers.{}.algorithms[{i}]", p.name),
+                format!(
+                    "{} is checked only by the host's verify_signature in this build, and {}: \
+                     use Envoy (crypto: auto) or a build with the cargo feature es384",
+                    Alg::ES384.name(),
+                    if settings.crypto == crate::config::CryptoMode::Auto {
+                        "this host has none"
+                    } else {
+                        "crypto is pure_rust"
+                    }
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// One log line per provider naming the signature path of each of its algorithms.

@@ -29,6 +29,12 @@ pub enum KeyMaterial {
     /// P-384 public key.
     #[cfg(feature = "es384")]
     P384(Box<p384::ecdsa::VerifyingKey>),
+    /// P-384 public key in a build without pure-Rust P-384 (cargo feature `es384`): only the
+    /// host checks its signatures (Envoy's `verify_signature`, from [`Key::spki_der`]).
+    /// Configuring ES384 where the host cannot is refused at load
+    /// ([`crate::host_crypto::check_host_only`]).
+    #[cfg(not(feature = "es384"))]
+    P384HostOnly,
     /// Ed25519 public key.
     Ed25519(ed25519_compact::PublicKey),
 }
@@ -55,6 +61,8 @@ impl Key {
             KeyMaterial::P256(_) => KeyFamily::P256,
             #[cfg(feature = "es384")]
             KeyMaterial::P384(_) => KeyFamily::P384,
+            #[cfg(not(feature = "es384"))]
+            KeyMaterial::P384HostOnly => KeyFamily::P384,
             KeyMaterial::Ed25519(_) => KeyFamily::Ed25519,
         }
     }
@@ -168,11 +176,11 @@ fn parse_jwk(jwk: &Value, field: &str) -> Result<Key, ConfigError> {
                     (KeyMaterial::P256(Box::new(key)), der)
                 }
                 #[cfg(not(feature = "es384"))]
-                "P-384" => {
-                    return Err(ConfigError::invalid(
-                        format!("{field}.crv"),
-                        "P-384 (ES384) is not built into this plugin (cargo feature es384)",
-                    ))
+                "P-384" if x.len() == 48 && y.len() == 48 => {
+                    // No P-384 arithmetic in this build: the host checks that the point is on
+                    // the curve when it verifies (BoringSSL refuses one that is not).
+                    let der = crate::der::ec_spki(crate::der::Curve::P384, &point);
+                    (KeyMaterial::P384HostOnly, der)
                 }
                 #[cfg(feature = "es384")]
                 "P-384" if x.len() == 48 && y.len() == 48 => {
@@ -181,7 +189,6 @@ fn parse_jwk(jwk: &Value, field: &str) -> Result<Key, ConfigError> {
                     let der = crate::der::ec_spki(crate::der::Curve::P384, &point);
                     (KeyMaterial::P384(Box::new(key)), der)
                 }
-                #[cfg(feature = "es384")]
                 "P-384" => {
                     return Err(ConfigError::invalid(
                         field,

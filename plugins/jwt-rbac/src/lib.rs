@@ -356,6 +356,13 @@ impl RootContext for JwtRbacRoot {
             return false;
         };
         let crypto = host_crypto::EnvoyVerifySignature::detect(settings.crypto == CryptoMode::Auto);
+        if let Err(err) = host_crypto::check_host_only(&settings, crypto.is_some()) {
+            host.log(
+                LogLevel::Error,
+                &format!("jwt-rbac: invalid configuration: {err}"),
+            );
+            return false;
+        }
         for line in host_crypto::describe(&settings, crypto.is_some()) {
             host.log(LogLevel::Info, &line);
         }

@@ -416,13 +416,68 @@ fn es384_verifies_with_the_feature() {
     assert_eq!(check(&v, &sign("ES384", "ec384-1", &good_claims())), Ok(()));
 }
 
+/// The host's `verify_signature` for P-384, as BoringSSL answers it: DER signature, SPKI key.
+#[cfg(not(feature = "es384"))]
+struct P384Host;
+
+#[cfg(not(feature = "es384"))]
+impl jwt_rbac::verify::HostCrypto for P384Host {
+    fn verify(&self, hash: &str, spki_der: &[u8], signature: &[u8], text: &[u8]) -> Option<bool> {
+        use p384::ecdsa::signature::Verifier;
+        use p384::pkcs8::DecodePublicKey;
+        let key = p384::ecdsa::VerifyingKey::from_public_key_der(spki_der).ok()?;
+        Some(
+            hash == "sha384"
+                && p384::ecdsa::Signature::from_der(signature)
+                    .is_ok_and(|sig| key.verify(text, &sig).is_ok()),
+        )
+    }
+}
+
 #[cfg(not(feature = "es384"))]
 #[test]
-fn p384_keys_are_refused_without_the_feature() {
-    let config =
-        json!({"providers": {"p": {"algorithms": ["ES256"], "jwks": jwks(&["ec-1", "ec384-1"])}}});
-    let err = Settings::from_json(config.to_string().as_bytes()).unwrap_err();
-    assert_eq!(err.field, "providers.p.jwks.keys[1].crv");
+fn es384_without_the_feature_is_the_hosts_and_refused_where_there_is_none() {
+    use jwt_rbac::host_crypto::check_host_only;
+    let config = json!({"providers": {"p": {
+        "issuer": "https://issuer.example.com", "audiences": ["api"],
+        "algorithms": ["ES256", "ES384"], "jwks": jwks(&["ec-1", "ec384-1"])}}});
+    let settings = Settings::from_json(config.to_string().as_bytes()).unwrap();
+    // Where the host verifies, ES384 is accepted, and checked by the host only.
+    assert_eq!(check_host_only(&settings, true), Ok(()));
+    let v = &settings.providers[0].validator;
+    let good = sign("ES384", "ec384-1", &good_claims());
+    let host: &dyn jwt_rbac::verify::HostCrypto = &P384Host;
+    assert!(v.validate(good.as_bytes(), NOW, Some(host)).is_ok());
+    let (input, sig) = good.rsplit_once('.').unwrap();
+    let mut sig =
+        base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, sig).unwrap();
+    sig[95] ^= 1;
+    let forged = format!("{input}.{}", b64(&sig));
+    assert_eq!(
+        v.validate(forged.as_bytes(), NOW, Some(host)).map(|_| ()),
+        Err(Reason::SignatureInvalid)
+    );
+    // CVE-2022-21449 shapes never reach the host.
+    let (input, _) = good.rsplit_once('.').unwrap();
+    let zeros = format!("{input}.{}", b64([0u8; 96]));
+    assert_eq!(
+        v.validate(zeros.as_bytes(), NOW, Some(host)).map(|_| ()),
+        Err(Reason::SignatureInvalid)
+    );
+    // No host crypto (Kong, or crypto: pure_rust): refused at load, naming the field; and
+    // were it not, nothing verifies a P-384 signature in pure Rust here.
+    let err = check_host_only(&settings, false).unwrap_err();
+    assert_eq!(err.field, "providers.p.algorithms[1]");
+    assert!(err.to_string().contains("es384"), "{err}");
+    assert_eq!(
+        v.validate(good.as_bytes(), NOW, None).map(|_| ()),
+        Err(Reason::SignatureInvalid)
+    );
+    // Without ES384 among the algorithms, P-384 keys in the JWKS are fine anywhere.
+    let es256_only = json!({"providers": {"p": {"algorithms": ["ES256"],
+                                                "jwks": jwks(&["ec-1", "ec384-1"])}}});
+    let settings = Settings::from_json(es256_only.to_string().as_bytes()).unwrap();
+    assert_eq!(check_host_only(&settings, false), Ok(()));
 }
 
 /// The demo key and token of docs/jwt-rbac.md verify (and the docs do not rot).

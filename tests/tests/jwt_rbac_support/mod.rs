@@ -278,6 +278,13 @@ pub fn verify_signature(
             hash == "sha256"
                 && p256::ecdsa::Signature::from_der(&sig)
                     .is_ok_and(|s| ec_key.verify(&text, &s).is_ok())
+        } else if let Ok(ec_key) =
+            <p384::ecdsa::VerifyingKey as p384::pkcs8::DecodePublicKey>::from_public_key_der(&key)
+        {
+            use p384::ecdsa::signature::Verifier;
+            hash == "sha384"
+                && p384::ecdsa::Signature::from_der(&sig)
+                    .is_ok_and(|s| ec_key.verify(&text, &s).is_ok())
         } else {
             return Err(Status::BadArgument);
         };
