@@ -103,6 +103,25 @@ pub fn parse_jwks(jwks: &Value, field: &str) -> Result<Vec<Key>, ConfigError> {
         .collect()
 }
 
+/// Parses a fetched JWKS, keeping the keys this plugin can verify with and skipping the rest:
+/// encryption keys (`use: enc`), unsupported key types, curves or algorithms, weak keys. An
+/// identity provider's JWKS often carries such keys beside its signing keys (Keycloak publishes
+/// an `RSA-OAEP` encryption key in every realm), and one of them must not make the whole
+/// document unusable. `None` if the document is not a JWKS or holds more than [`MAX_KEYS`].
+/// (A JWKS in the config is parsed strictly by [`parse_jwks`]: a key it cannot use is refused,
+/// naming the field.)
+pub fn parse_jwks_usable(jwks: &Value) -> Option<Vec<Key>> {
+    let keys = jwks.get("keys")?.as_array()?;
+    if keys.len() > MAX_KEYS {
+        return None;
+    }
+    Some(
+        keys.iter()
+            .filter_map(|jwk| parse_jwk(jwk, "remote_jwks").ok())
+            .collect(),
+    )
+}
+
 fn parse_jwk(jwk: &Value, field: &str) -> Result<Key, ConfigError> {
     let jwk = jwk
         .as_object()

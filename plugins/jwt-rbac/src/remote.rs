@@ -188,15 +188,15 @@ pub fn back_off<H: SharedDataPort + ?Sized>(
     backoff
 }
 
-/// Parses a fetched JWKS body (at least one usable key). Symmetric (`oct`) keys are dropped: a
-/// JWKS served over the network is public, so an HMAC secret in it would let anyone sign.
+/// Parses a fetched JWKS body (at least one usable key; keys it cannot use are skipped, see
+/// [`jwk::parse_jwks_usable`]). Symmetric (`oct`) keys are dropped: a JWKS served over the
+/// network is public, so an HMAC secret in it would let anyone sign.
 pub fn parse_body(body: &[u8]) -> Option<Vec<Key>> {
     if body.len() > MAX_JWKS_BYTES {
         return None;
     }
     let value: serde_json::Value = serde_json::from_slice(body).ok()?;
-    let keys: Vec<Key> = jwk::parse_jwks(&value, "remote_jwks")
-        .ok()?
+    let keys: Vec<Key> = jwk::parse_jwks_usable(&value)?
         .into_iter()
         .filter(|k| k.family() != crate::alg::KeyFamily::Hmac)
         .collect();
@@ -446,5 +446,41 @@ mod tests {
         let oct = serde_json::json!({"keys": [{"kty": "oct", "k": "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8"}]});
         assert!(parse_body(oct.to_string().as_bytes()).is_none());
         assert!(parse_body(b"{not json").is_none());
+    }
+
+    /// An identity provider's JWKS with keys beside its signing key that this plugin cannot
+    /// use (Keycloak's shape: an `RSA-OAEP` encryption key in every realm): they are skipped,
+    /// the signing key is kept. Before, any one of them made the whole document unusable, so
+    /// no key was ever fetched from such a provider.
+    #[test]
+    fn keys_a_remote_jwks_carries_that_cannot_verify_are_skipped() {
+        use base64::Engine;
+        let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+        // A 2048-bit odd modulus (top bit set) and e = 65537: a well-formed RSA public key.
+        let mut n = vec![0xc5u8; 256];
+        n[255] = 0x01;
+        let rsa = |kid: &str, extra: serde_json::Value| {
+            let mut k = serde_json::json!({"kty": "RSA", "kid": kid, "n": b64(&n), "e": "AQAB"});
+            if let (Some(k), Some(e)) = (k.as_object_mut(), extra.as_object()) {
+                k.extend(e.clone());
+            }
+            k
+        };
+        let jwks = serde_json::json!({"keys": [
+            rsa("enc-1", serde_json::json!({"use": "enc", "alg": "RSA-OAEP"})),
+            rsa("sig-1", serde_json::json!({"use": "sig", "alg": "RS256"})),
+            {"kty": "EC", "kid": "p521", "crv": "P-521", "x": b64(&[1; 66]), "y": b64(&[2; 66])},
+            {"kty": "OKP", "kid": "x25519", "crv": "X25519", "x": b64(&[3; 32])},
+            rsa("short", serde_json::json!({"n": b64(&[0xc5; 128])})),
+        ]});
+        let keys = parse_body(jwks.to_string().as_bytes()).expect("the signing key is usable");
+        let kids: Vec<_> = keys.iter().map(|k| k.kid.as_deref()).collect();
+        assert_eq!(kids, [Some("sig-1")]);
+        // Nothing usable at all: still refused (the last good keys stay in use).
+        let none = serde_json::json!({"keys": [rsa("enc-1", serde_json::json!({"use": "enc"}))]});
+        assert!(parse_body(none.to_string().as_bytes()).is_none());
+        // The config's own JWKS stays strict: the same document is refused there, naming the key.
+        let err = jwk::parse_jwks(&jwks, "providers.p.jwks").unwrap_err();
+        assert_eq!(err.field, "providers.p.jwks.keys[0].alg");
     }
 }
