@@ -678,3 +678,66 @@ fn refusals_are_audited_with_their_challenge_by_the_filter_behind() {
         "a token reached an audit record"
     );
 }
+
+/// `identity.filter_state_key`: the verified `sub` as Envoy filter state, read back the way an
+/// operator would, by Envoy's own access log (`%FILTER_STATE(wasm.<key>:PLAIN)%`); absent on a
+/// refused request and on an anonymous one.
+#[test]
+fn verified_subject_reaches_envoys_access_log_as_filter_state() {
+    let upstream = Upstream::start().unwrap();
+    let mut cfg = config();
+    cfg["identity"] = json!({"filter_state_key": "jwt_sub"});
+    let mut b = EnvoyConfig::new(upstream.addr())
+        .filter(PLUGIN, cfg)
+        .bootstrap()
+        .unwrap();
+    let dir = std::env::temp_dir().join(format!("jwt-rbac-access-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let log = dir.join("access.log");
+    let _ = std::fs::remove_file(&log);
+    b["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+        ["access_log"] = json!([{
+        "name": "envoy.access_loggers.file",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
+            "path": log.display().to_string(),
+            "log_format": {"text_format_source": {"inline_string":
+                "%REQ(:PATH)% %RESPONSE_CODE% sub=%FILTER_STATE(wasm.jwt_sub:PLAIN)%\n"}}
+        }
+    }]);
+    let envoy = Envoy::start_bootstrap(&b, 2).unwrap();
+    let token = sign("RS256", "rsa-1", &good_claims());
+    let sent = [
+        ("/orders/1", Some(token.as_str()), 200),
+        ("/orders/2", None, 401),
+        ("/health", None, 200),
+    ];
+    for (path, token, status) in sent {
+        let auth = token.map(|t| format!("Bearer {t}"));
+        let headers: Vec<(&str, &str)> = auth
+            .as_deref()
+            .map(|a| vec![("authorization", a)])
+            .unwrap_or_default();
+        assert_eq!(get(&envoy, "GET", path, &headers).status, status, "{path}");
+    }
+    // Access logs are flushed every second by default: wait (bounded) for all three lines.
+    let mut text = String::new();
+    for _ in 0..100 {
+        text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.lines().count() >= sent.len() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let line = |path: &str| {
+        text.lines()
+            .find(|l| l.starts_with(&format!("{path} ")))
+            .unwrap_or_else(|| panic!("no access log line for {path}: {text}"))
+            .to_owned()
+    };
+    assert_eq!(line("/orders/1"), "/orders/1 200 sub=alice");
+    assert_eq!(line("/orders/2"), "/orders/2 401 sub=-");
+    assert_eq!(line("/health"), "/health 200 sub=-");
+    drop(envoy);
+    let _ = std::fs::remove_dir_all(&dir);
+}
