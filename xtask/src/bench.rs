@@ -772,13 +772,10 @@ fn target_table(selected: &[&BenchConfig], samples: &[Vec<Sample>]) -> String {
         let (Some(ours_s), Some(native_s)) = (samples.get(a), samples.get(b)) else {
             continue;
         };
-        if table.is_empty() {
-            let _ = writeln!(
-                table,
-                "| plugin | native | throughput ratio | CPU ratio | target (throughput) |"
-            );
-            let _ = writeln!(table, "|---|---|---:|---:|---|");
-        }
+        start_table(
+            &mut table,
+            "| plugin | native | throughput ratio | CPU ratio | target (throughput) |\n|---|---|---:|---:|---|",
+        );
         // Median over rounds of a same-round ratio.
         let ratio = |f: fn(&Sample, &Sample) -> f64| {
             median(ours_s.iter().zip(native_s).map(|(x, n)| f(x, n)).collect())
@@ -793,6 +790,14 @@ fn target_table(selected: &[&BenchConfig], samples: &[Vec<Sample>]) -> String {
     table
 }
 
+/// Writes `header` (its two Markdown lines) into `table` if nothing is there yet: tables with
+/// no row stay empty.
+fn start_table(table: &mut String, header: &str) {
+    if table.is_empty() {
+        let _ = writeln!(table, "{header}");
+    }
+}
+
 /// Medians of the `--perf` splits per configuration, as a Markdown table (empty without them).
 fn split_table(selected: &[&BenchConfig], samples: &[Vec<Sample>]) -> String {
     let mut table = String::new();
@@ -801,13 +806,10 @@ fn split_table(selected: &[&BenchConfig], samples: &[Vec<Sample>]) -> String {
         if splits.is_empty() {
             continue;
         }
-        if table.is_empty() {
-            let _ = writeln!(
-                table,
-                "| configuration | Envoy CPU µs/request | Wasm code | Envoy binary | kernel | other |"
-            );
-            let _ = writeln!(table, "|---|---:|---:|---:|---:|---:|");
-        }
+        start_table(
+            &mut table,
+            "| configuration | Envoy CPU µs/request | Wasm code | Envoy binary | kernel | other |\n|---|---:|---:|---:|---:|---:|",
+        );
         let m = |f: fn(&CpuSplit) -> f64| median(splits.iter().map(f).collect());
         let _ = writeln!(
             table,
