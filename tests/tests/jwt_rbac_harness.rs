@@ -487,6 +487,35 @@ fn status_with(h: &Harness, worker: usize, token: &str) -> (u32, Value) {
     (a.status, a.body)
 }
 
+/// A provider's JWKS with an encryption key beside its signing key (Keycloak publishes one in
+/// every realm): the signing key is used, the other is skipped and named in a warning.
+#[test]
+fn remote_jwks_with_an_encryption_key_beside_the_signing_key() {
+    use host_harness::CalloutResponse;
+    let token = sign("RS256", "rsa-1", &good_claims());
+    for profile in PROFILES {
+        let h = remote_harness(profile, 0);
+        let c = h.callouts().remove(0);
+        let mut enc = public_jwk("rsa-2");
+        enc["kid"] = json!("enc-1");
+        enc["use"] = json!("enc");
+        enc["alg"] = json!("RSA-OAEP");
+        let body = json!({"keys": [enc, public_jwk("rsa-1")]});
+        h.respond_callout(c.id, CalloutResponse::status(200).body(body.to_string()))
+            .unwrap();
+        assert_eq!(status_with(&h, c.worker, &token).0, 200, "{profile:?}");
+        assert_eq!(metric(&h, "jwt_rbac.jwks_fetch_ok"), 1, "{profile:?}");
+        let warnings = format!("{:?}", h.logs_at(LogLevel::Warn));
+        assert!(
+            warnings.contains("provider main: jwks key skipped: kid \\\"enc-1\\\" (keys[0]"),
+            "{profile:?}: {warnings}"
+        );
+        // The other worker adopts the same keys from shared data.
+        h.advance_clock(Duration::from_secs(1)).unwrap();
+        assert_eq!(status_with(&h, 1 - c.worker, &token).0, 200, "{profile:?}");
+    }
+}
+
 #[test]
 fn remote_jwks_fetched_once_shared_refreshed_rotated_and_backed_off() {
     use host_harness::CalloutResponse;

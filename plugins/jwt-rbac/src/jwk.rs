@@ -107,19 +107,27 @@ pub fn parse_jwks(jwks: &Value, field: &str) -> Result<Vec<Key>, ConfigError> {
 /// encryption keys (`use: enc`), unsupported key types, curves or algorithms, weak keys. An
 /// identity provider's JWKS often carries such keys beside its signing keys (Keycloak publishes
 /// an `RSA-OAEP` encryption key in every realm), and one of them must not make the whole
-/// document unusable. `None` if the document is not a JWKS or holds more than [`MAX_KEYS`].
+/// document unusable. Returns the usable keys and, for the log, one line per skipped key;
+/// `None` if the document is not a JWKS or holds more than [`MAX_KEYS`].
 /// (A JWKS in the config is parsed strictly by [`parse_jwks`]: a key it cannot use is refused,
 /// naming the field.)
-pub fn parse_jwks_usable(jwks: &Value) -> Option<Vec<Key>> {
+pub fn parse_jwks_usable(jwks: &Value) -> Option<(Vec<Key>, Vec<String>)> {
     let keys = jwks.get("keys")?.as_array()?;
     if keys.len() > MAX_KEYS {
         return None;
     }
-    Some(
-        keys.iter()
-            .filter_map(|jwk| parse_jwk(jwk, "remote_jwks").ok())
-            .collect(),
-    )
+    let mut usable = Vec::with_capacity(keys.len());
+    let mut skipped = Vec::new();
+    for (i, jwk) in keys.iter().enumerate() {
+        match parse_jwk(jwk, &format!("keys[{i}]")) {
+            Ok(key) => usable.push(key),
+            Err(err) => {
+                let kid = jwk.get("kid").and_then(Value::as_str).unwrap_or("-");
+                skipped.push(format!("kid {kid:?} ({err})"));
+            }
+        }
+    }
+    Some((usable, skipped))
 }
 
 fn parse_jwk(jwk: &Value, field: &str) -> Result<Key, ConfigError> {

@@ -330,6 +330,16 @@ fn fetch_answer<S: Tracked>(
         );
         return Some(false);
     };
+    for skipped in S::skipped(&body) {
+        host.log(
+            LogLevel::Warn,
+            &format!(
+                "jwt-rbac: provider {}: {} key skipped: {skipped}",
+                provider.name,
+                S::NAME
+            ),
+        );
+    }
     let stored = state.fetched(&host, &provider.name, value, &body, now);
     metrics.add(&host, S::OK, 1);
     host.log(

@@ -195,12 +195,37 @@ pub fn parse_body(body: &[u8]) -> Option<Vec<Key>> {
     if body.len() > MAX_JWKS_BYTES {
         return None;
     }
-    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
-    let keys: Vec<Key> = jwk::parse_jwks_usable(&value)?
+    let keys: Vec<Key> = usable_and_skipped(body)?
+        .0
         .into_iter()
         .filter(|k| k.family() != crate::alg::KeyFamily::Hmac)
         .collect();
     (!keys.is_empty()).then_some(keys)
+}
+
+/// The keys of a JWKS body that [`parse_body`] keeps or skips; `None` if it is not a JWKS.
+fn usable_and_skipped(body: &[u8]) -> Option<(Vec<Key>, Vec<String>)> {
+    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    jwk::parse_jwks_usable(&value)
+}
+
+/// One line per key of a usable JWKS body that is not used, saying why (an unusable key, or a
+/// symmetric one): logged after a fetch, so that a `kid_unknown` for a key the provider does
+/// publish can be told from a key it does not.
+pub fn skipped_keys(body: &[u8]) -> Vec<String> {
+    let Some((keys, mut skipped)) = usable_and_skipped(body) else {
+        return Vec::new();
+    };
+    for key in keys
+        .iter()
+        .filter(|k| k.family() == crate::alg::KeyFamily::Hmac)
+    {
+        skipped.push(format!(
+            "kid {:?} (a symmetric key: a published JWKS is public)",
+            key.kid.as_deref().unwrap_or("-")
+        ));
+    }
+    skipped
 }
 
 impl Tracked for RemoteState {
@@ -233,6 +258,10 @@ impl Tracked for RemoteState {
     }
     fn parse(body: &[u8]) -> Option<Vec<Key>> {
         parse_body(body)
+    }
+
+    fn skipped(body: &[u8]) -> Vec<String> {
+        skipped_keys(body)
     }
     fn install(&mut self, keys: Vec<Key>, version: i64) {
         self.keys = Rc::new(keys);
@@ -289,6 +318,10 @@ pub trait Tracked {
     fn started(&mut self, _now: i64) {}
     /// A body, if usable.
     fn parse(body: &[u8]) -> Option<Self::Value>;
+    /// What a usable body holds that is not used, one line each, for the log.
+    fn skipped(_body: &[u8]) -> Vec<String> {
+        Vec::new()
+    }
     /// Puts a value in use, fetched at `version`.
     fn install(&mut self, value: Self::Value, version: i64);
     /// How many items are in use.
@@ -476,6 +509,20 @@ mod tests {
         let keys = parse_body(jwks.to_string().as_bytes()).expect("the signing key is usable");
         let kids: Vec<_> = keys.iter().map(|k| k.kid.as_deref()).collect();
         assert_eq!(kids, [Some("sig-1")]);
+        let skipped = skipped_keys(jwks.to_string().as_bytes());
+        assert_eq!(skipped.len(), 4, "{skipped:?}");
+        assert!(
+            skipped[0].starts_with("kid \"enc-1\" (keys[0].alg"),
+            "{skipped:?}"
+        );
+        assert!(
+            skipped[1].contains("p521") && skipped[1].contains("P-521"),
+            "{skipped:?}"
+        );
+        assert!(
+            skipped[3].contains("short") && skipped[3].contains("2048"),
+            "{skipped:?}"
+        );
         // Nothing usable at all: still refused (the last good keys stay in use).
         let none = serde_json::json!({"keys": [rsa("enc-1", serde_json::json!({"use": "enc"}))]});
         assert!(parse_body(none.to_string().as_bytes()).is_none());
