@@ -4,7 +4,7 @@
 //! kept. Values are bytes because clients may send anything; never assume UTF-8.
 
 use crate::error::{ConfigError, ConfigErrorKind};
-use crate::ports::{HeaderMapKind, HeaderPort, HostError};
+use crate::ports::{HeaderMapKind, HeaderPort, HostError, LogLevel, LogPort};
 
 /// Header pairs as read from the host, in order, duplicates kept.
 pub type HeaderList = Vec<(String, Vec<u8>)>;
@@ -184,6 +184,37 @@ impl HeaderEdits {
             }
         }
         failure.map_or(Ok(()), Err)
+    }
+}
+
+impl HeaderEdits {
+    /// [`Self::apply`] with the suite's policy on refusals, logged as `plugin`: a refused
+    /// removal from the request map (a forged identity header or a credential may still be
+    /// there) is logged as an error and returns false: that request must not go upstream. Any
+    /// other refusal is a warning (`"{plugin}: {warning}: ..."`) and returns true.
+    pub fn write<H: HeaderPort + LogPort + ?Sized>(
+        &self,
+        host: &H,
+        map: HeaderMapKind,
+        plugin: &str,
+        warning: &str,
+    ) -> bool {
+        match self.apply(host, map) {
+            Ok(()) => true,
+            Err(err) if err.removal_refused && map == HeaderMapKind::Request => {
+                host.log(
+                    LogLevel::Error,
+                    &format!(
+                        "{plugin}: the host refused to remove a request header ({err}), answering 500"
+                    ),
+                );
+                false
+            }
+            Err(err) => {
+                host.log(LogLevel::Warn, &format!("{plugin}: {warning}: {err}"));
+                true
+            }
+        }
     }
 }
 

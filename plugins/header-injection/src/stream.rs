@@ -333,23 +333,12 @@ impl Stream {
     /// Writes `edits`; false if the host refused to remove a request header (a forged identity
     /// header may still be there): that request must not go upstream.
     fn write<H: Host + ?Sized>(&self, host: &H, edits: &HeaderEdits, map: HeaderMapKind) -> bool {
-        match edits.apply(host, map) {
-            Ok(()) => true,
-            Err(err) if err.removal_refused && map == HeaderMapKind::Request => {
-                host.log(
-                    LogLevel::Error,
-                    &format!("header-injection: the host refused to remove a request header ({err}), answering 500"),
-                );
-                false
-            }
-            Err(err) => {
-                host.log(
-                    LogLevel::Warn,
-                    &format!("header-injection: the host refused a header change: {err}"),
-                );
-                true
-            }
-        }
+        edits.write(
+            host,
+            map,
+            "header-injection",
+            "the host refused a header change",
+        )
     }
 
     fn reply<H: Host + ?Sized>(&mut self, host: &H, status: u32, headers: &[(&str, &str)]) -> Flow {

@@ -414,25 +414,14 @@ impl Stream {
     }
 
     /// Writes the request edits; false if the host refused to remove a header (a forged
-    /// identity header may still be there): the request must not go upstream.
+    /// identity header or the credential may still be there): the request must not go upstream.
     fn write<H: Host + ?Sized>(&self, host: &H, request: &HeaderEdits) -> bool {
-        match request.apply(host, HeaderMapKind::Request) {
-            Ok(()) => true,
-            Err(err) if err.removal_refused => {
-                host.log(
-                    LogLevel::Error,
-                    &format!("jwt-rbac: the host refused to remove a request header ({err}), answering 500"),
-                );
-                false
-            }
-            Err(err) => {
-                host.log(
-                    LogLevel::Warn,
-                    &format!("jwt-rbac: cannot update request headers: {err}"),
-                );
-                true
-            }
-        }
+        request.write(
+            host,
+            HeaderMapKind::Request,
+            "jwt-rbac",
+            "cannot update request headers",
+        )
     }
 }
 
