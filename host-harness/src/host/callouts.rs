@@ -145,7 +145,7 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: GetState<T>) -> wa
             let body = memory::read(&mut caller, call, bp, bl)?;
             let trailers = codec::decode_map(call, &memory::read(&mut caller, call, tp, tl)?)?;
             let state = get(caller.data_mut());
-            if let Some(s) = super::injected(state, "proxy_http_call") {
+            if let Some(s) = super::injected(state, call) {
                 return status(s);
             }
             if !valid_upstream(state, &upstream, &headers) {

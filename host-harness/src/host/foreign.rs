@@ -25,8 +25,7 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: GetState<T>) -> wa
             let name = memory::read(&mut caller, call, np, nl)?;
             let args = memory::read(&mut caller, call, ap, al)?;
             let name = String::from_utf8_lossy(&name).into_owned();
-            if let Some(s) = super::injected(get(caller.data_mut()), "proxy_call_foreign_function")
-            {
+            if let Some(s) = super::injected(get(caller.data_mut()), call) {
                 return status(s);
             }
             let function = get(caller.data_mut()).world().foreign.get(&name).cloned();

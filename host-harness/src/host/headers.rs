@@ -125,7 +125,7 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: GetState<T>) -> wa
             let call = "proxy_get_header_map_value";
             let key = lower(&memory::read(&mut caller, call, key_ptr, key_len)?);
             let state = get(caller.data_mut());
-            if let Some(s) = super::injected(state, "proxy_get_header_map_value") {
+            if let Some(s) = super::injected(state, call) {
                 return status(s);
             }
             let value = match map_mut(state, map) {
@@ -154,7 +154,7 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: GetState<T>) -> wa
             let call = "proxy_add_header_map_value";
             let key = lower(&memory::read(&mut caller, call, kp, kl)?);
             let value = memory::read(&mut caller, call, vp, vl)?;
-            if let Some(s) = super::injected(get(caller.data_mut()), "proxy_add_header_map_value") {
+            if let Some(s) = super::injected(get(caller.data_mut()), call) {
                 return status(s);
             }
             match map_mut(get(caller.data_mut()), map) {
@@ -178,7 +178,7 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: GetState<T>) -> wa
             let key = lower(&memory::read(&mut caller, call, kp, kl)?);
             let value = memory::read(&mut caller, call, vp, vl)?;
             let state = get(caller.data_mut());
-            if let Some(s) = super::injected(state, "proxy_replace_header_map_value") {
+            if let Some(s) = super::injected(state, call) {
                 return status(s);
             }
             let profile = state.profile();
@@ -195,9 +195,7 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: GetState<T>) -> wa
         move |mut caller: Caller<'_, T>, map: i32, kp: i32, kl: i32| -> wasmtime::Result<i32> {
             let call = "proxy_remove_header_map_value";
             let key = lower(&memory::read(&mut caller, call, kp, kl)?);
-            if let Some(s) =
-                super::injected(get(caller.data_mut()), "proxy_remove_header_map_value")
-            {
+            if let Some(s) = super::injected(get(caller.data_mut()), call) {
                 return status(s);
             }
             match map_mut(get(caller.data_mut()), map) {

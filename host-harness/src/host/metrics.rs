@@ -91,7 +91,7 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: GetState<T>) -> wa
                 return status(Status::BadArgument);
             };
             let state = get(caller.data_mut());
-            if let Some(s) = super::injected(state, "proxy_define_metric") {
+            if let Some(s) = super::injected(state, call) {
                 return status(s);
             }
             let (profile, filter) = (state.profile(), state.config.filter_name.clone());

@@ -26,7 +26,7 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: GetState<T>) -> wa
             let call = "proxy_get_property";
             let path = memory::read(&mut caller, call, pp, pl)?;
             let state = get(caller.data_mut());
-            if let Some(s) = super::injected(state, "proxy_get_property") {
+            if let Some(s) = super::injected(state, call) {
                 return status(s);
             }
             if !state
@@ -62,7 +62,7 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: GetState<T>) -> wa
             let call = "proxy_set_property";
             let path = memory::read(&mut caller, call, pp, pl)?;
             let value = memory::read(&mut caller, call, vp, vl)?;
-            if let Some(s) = super::injected(get(caller.data_mut()), "proxy_set_property") {
+            if let Some(s) = super::injected(get(caller.data_mut()), call) {
                 return status(s);
             }
             match get(caller.data_mut()).stream() {

@@ -90,7 +90,7 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: GetState<T>) -> wa
             let call = "proxy_register_shared_queue";
             let name = text(&memory::read(&mut caller, call, np, nl)?);
             let state = get(caller.data_mut());
-            if let Some(s) = super::injected(state, "proxy_register_shared_queue") {
+            if let Some(s) = super::injected(state, call) {
                 return status(s);
             }
             let owner = Some((state.worker, state.root_context_id));
@@ -114,7 +114,7 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: GetState<T>) -> wa
             kong_traps(get(caller.data_mut()), call)?;
             let vm_id = text(&memory::read(&mut caller, call, vp, vl)?);
             let name = text(&memory::read(&mut caller, call, np, nl)?);
-            if let Some(s) = super::injected(get(caller.data_mut()), "proxy_resolve_shared_queue") {
+            if let Some(s) = super::injected(get(caller.data_mut()), call) {
                 return status(s);
             }
             let found = get(caller.data_mut()).world().queues.resolve(&vm_id, &name);

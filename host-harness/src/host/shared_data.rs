@@ -119,7 +119,7 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: GetState<T>) -> wa
             let call = "proxy_get_shared_data";
             let key = memory::read(&mut caller, call, kp, kl)?;
             let state = get(caller.data_mut());
-            if let Some(s) = super::injected(state, "proxy_get_shared_data") {
+            if let Some(s) = super::injected(state, call) {
                 return status(s);
             }
             check_zone(state, call)?;
@@ -149,7 +149,7 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: GetState<T>) -> wa
             let key = memory::read(&mut caller, call, kp, kl)?;
             let value = memory::read(&mut caller, call, vp, vl)?;
             let state = get(caller.data_mut());
-            if let Some(s) = super::injected(state, "proxy_set_shared_data") {
+            if let Some(s) = super::injected(state, call) {
                 return status(s);
             }
             check_zone(state, call)?;

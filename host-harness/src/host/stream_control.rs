@@ -118,7 +118,7 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: GetState<T>) -> wa
             let details = memory::read(&mut caller, call, dp, dl)?;
             let body = memory::read(&mut caller, call, bp, bl)?;
             let headers = codec::decode_map(call, &memory::read(&mut caller, call, hp, hl)?)?;
-            if let Some(s) = super::injected(get(caller.data_mut()), "proxy_send_local_response") {
+            if let Some(s) = super::injected(get(caller.data_mut()), call) {
                 return status(s);
             }
             let Some(stream) = get(caller.data_mut()).stream() else {
