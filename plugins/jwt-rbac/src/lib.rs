@@ -311,9 +311,9 @@ fn fetch_answer<S: Tracked>(
     let now = now_secs();
     let (status, body) = callout_answer(headers, body_size, S::MAX_BYTES);
     let usable = (status.as_deref() == Some(b"200"))
-        .then(|| S::parse(&body))
+        .then(|| S::parse_noting(&body))
         .flatten();
-    let Some(value) = usable else {
+    let Some((value, skipped)) = usable else {
         state.failed(&host, remote, &provider.name, now);
         metrics.add(&host, S::FAILED, 1);
         host.log(
@@ -330,7 +330,7 @@ fn fetch_answer<S: Tracked>(
         );
         return Some(false);
     };
-    for skipped in S::skipped(&body) {
+    for skipped in skipped {
         host.log(
             LogLevel::Warn,
             &format!(

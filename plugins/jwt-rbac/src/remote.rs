@@ -192,40 +192,31 @@ pub fn back_off<H: SharedDataPort + ?Sized>(
 /// [`jwk::parse_jwks_usable`]). Symmetric (`oct`) keys are dropped: a JWKS served over the
 /// network is public, so an HMAC secret in it would let anyone sign.
 pub fn parse_body(body: &[u8]) -> Option<Vec<Key>> {
+    parse_body_noting(body).map(|(keys, _)| keys)
+}
+
+/// [`parse_body`], with one line per key of the body that is not used, saying why (an unusable
+/// key, or a symmetric one): logged after a fetch, so that a `kid_unknown` for a key the
+/// provider does publish can be told from a key it does not.
+pub fn parse_body_noting(body: &[u8]) -> Option<(Vec<Key>, Vec<String>)> {
     if body.len() > MAX_JWKS_BYTES {
         return None;
     }
-    let keys: Vec<Key> = usable_and_skipped(body)?
-        .0
-        .into_iter()
-        .filter(|k| k.family() != crate::alg::KeyFamily::Hmac)
-        .collect();
-    (!keys.is_empty()).then_some(keys)
-}
-
-/// The keys of a JWKS body that [`parse_body`] keeps or skips; `None` if it is not a JWKS.
-fn usable_and_skipped(body: &[u8]) -> Option<(Vec<Key>, Vec<String>)> {
     let value: serde_json::Value = serde_json::from_slice(body).ok()?;
-    jwk::parse_jwks_usable(&value)
-}
-
-/// One line per key of a usable JWKS body that is not used, saying why (an unusable key, or a
-/// symmetric one): logged after a fetch, so that a `kid_unknown` for a key the provider does
-/// publish can be told from a key it does not.
-pub fn skipped_keys(body: &[u8]) -> Vec<String> {
-    let Some((keys, mut skipped)) = usable_and_skipped(body) else {
-        return Vec::new();
-    };
-    for key in keys
-        .iter()
-        .filter(|k| k.family() == crate::alg::KeyFamily::Hmac)
-    {
+    let (all, mut skipped) = jwk::parse_jwks_usable(&value)?;
+    let (symmetric, keys): (Vec<Key>, Vec<Key>) = all
+        .into_iter()
+        .partition(|k| k.family() == crate::alg::KeyFamily::Hmac);
+    if keys.is_empty() {
+        return None;
+    }
+    for key in &symmetric {
         skipped.push(format!(
             "kid {:?} (a symmetric key: a published JWKS is public)",
             key.kid.as_deref().unwrap_or("-")
         ));
     }
-    skipped
+    Some((keys, skipped))
 }
 
 impl Tracked for RemoteState {
@@ -260,8 +251,8 @@ impl Tracked for RemoteState {
         parse_body(body)
     }
 
-    fn skipped(body: &[u8]) -> Vec<String> {
-        skipped_keys(body)
+    fn parse_noting(body: &[u8]) -> Option<(Vec<Key>, Vec<String>)> {
+        parse_body_noting(body)
     }
     fn install(&mut self, keys: Vec<Key>, version: i64) {
         self.keys = Rc::new(keys);
@@ -318,9 +309,9 @@ pub trait Tracked {
     fn started(&mut self, _now: i64) {}
     /// A body, if usable.
     fn parse(body: &[u8]) -> Option<Self::Value>;
-    /// What a usable body holds that is not used, one line each, for the log.
-    fn skipped(_body: &[u8]) -> Vec<String> {
-        Vec::new()
+    /// [`Self::parse`], with one line for the log per item of the body that is not used.
+    fn parse_noting(body: &[u8]) -> Option<(Self::Value, Vec<String>)> {
+        Self::parse(body).map(|value| (value, Vec::new()))
     }
     /// Puts a value in use, fetched at `version`.
     fn install(&mut self, value: Self::Value, version: i64);
@@ -509,7 +500,7 @@ mod tests {
         let keys = parse_body(jwks.to_string().as_bytes()).expect("the signing key is usable");
         let kids: Vec<_> = keys.iter().map(|k| k.kid.as_deref()).collect();
         assert_eq!(kids, [Some("sig-1")]);
-        let skipped = skipped_keys(jwks.to_string().as_bytes());
+        let (_, skipped) = parse_body_noting(jwks.to_string().as_bytes()).unwrap();
         assert_eq!(skipped.len(), 4, "{skipped:?}");
         assert!(
             skipped[0].starts_with("kid \"enc-1\" (keys[0].alg"),
