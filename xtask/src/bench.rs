@@ -565,15 +565,11 @@ fn start_perf(pid: u32, secs: u64, out: &Path) -> Result<std::process::Child> {
 
 /// Waits for `perf` (bounded) and reads its per-DSO split, scaled to `cpu_us` per request.
 fn finish_perf(mut perf: std::process::Child, out: &Path, cpu_us: f64) -> Result<CpuSplit> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while perf.try_wait()?.is_none() {
-        if Instant::now() > deadline {
-            let _ = perf.kill();
-            let _ = perf.wait();
-            bail!("perf record did not finish within 30 s of the run");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_bounded(
+        &mut perf,
+        Duration::from_secs(30),
+        "perf record did not finish within 30 s of the run",
+    )?;
     let report = exec::output(
         Command::new("perf")
             .args(["report", "--stdio", "--no-children", "--sort", "dso", "-i"])
@@ -679,6 +675,20 @@ fn wrk_command(o: &Options, url: &str, secs: u64, script: Option<&Path>) -> Comm
     cmd
 }
 
+/// Waits for `child` to exit, at most `limit`; past that, kills it and fails with `timed_out`.
+fn wait_bounded(child: &mut std::process::Child, limit: Duration, timed_out: &str) -> Result<()> {
+    let deadline = Instant::now() + limit;
+    while child.try_wait()?.is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("{timed_out}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(())
+}
+
 /// Runs wrk, bounded by its own duration plus a margin.
 fn run_wrk(o: &Options, url: &str, secs: u64, script: Option<&Path>) -> Result<Sample> {
     let mut cmd = wrk_command(o, url, secs, script);
@@ -688,18 +698,11 @@ fn run_wrk(o: &Options, url: &str, secs: u64, script: Option<&Path>) -> Result<S
         .stderr(Stdio::piped())
         .spawn()
         .context("cannot start wrk")?;
-    let deadline = Instant::now() + Duration::from_secs(secs + 30);
-    loop {
-        if child.try_wait()?.is_some() {
-            break;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            bail!("wrk did not finish within {}s", secs + 30);
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_bounded(
+        &mut child,
+        Duration::from_secs(secs + 30),
+        &format!("wrk did not finish within {}s", secs + 30),
+    )?;
     let out = child.wait_with_output()?;
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     if !out.status.success() {
