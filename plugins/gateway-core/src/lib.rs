@@ -2,6 +2,7 @@
 //!
 //! - [`error`]: the config error type (`field.path: message`) and JSON parsing that names the field.
 //! - [`headers`]: RFC 9110 header-name and header-value validation, header-list helpers.
+//! - [`json_read`]: config read by hand from a parsed JSON value, naming the field of a refusal.
 //! - [`matching`]: request matching by path (exact, prefix, regex) and method.
 //! - [`identity`]: the identity header names every plugin agrees on by default.
 //! - [`antispoof`]: removal of client-supplied copies of trusted headers.
@@ -19,6 +20,7 @@ pub mod error;
 pub mod fake;
 pub mod headers;
 pub mod identity;
+pub mod json_read;
 pub mod matching;
 pub mod metrics;
 pub mod ports;

@@ -43,6 +43,30 @@ pub struct PathMatchConfig {
     pub regex: Option<String>,
 }
 
+impl RequestMatchConfig {
+    /// Reads `match` from a parsed value by hand ([`crate::json_read`]); `path` is its field.
+    /// Accepts and refuses what the derived `Deserialize` does.
+    pub fn read(value: &serde_json::Value, path: &str) -> Result<Self, ConfigError> {
+        let o = crate::json_read::Object::new(value, path)?;
+        o.known(&["path", "methods"])?;
+        let path = match o.opt_object("path")? {
+            None => None,
+            Some(p) => {
+                p.known(&["exact", "prefix", "regex"])?;
+                Some(PathMatchConfig {
+                    exact: p.opt_string("exact")?,
+                    prefix: p.opt_string("prefix")?,
+                    regex: p.opt_string("regex")?,
+                })
+            }
+        };
+        Ok(Self {
+            path,
+            methods: o.strings("methods")?,
+        })
+    }
+}
+
 /// A compiled path condition.
 #[derive(Debug, Clone)]
 pub enum PathMatch {

@@ -140,7 +140,7 @@ pub struct ProviderConfig {
     pub remote_revocations: Option<RemoteRevocationsConfig>,
 }
 
-fn default_sources() -> Vec<TokenSourceConfig> {
+pub(crate) fn default_sources() -> Vec<TokenSourceConfig> {
     vec![TokenSourceConfig::Header(HeaderSourceConfig {
         name: "authorization".to_owned(),
         prefix: "Bearer ".to_owned(),
@@ -475,7 +475,7 @@ pub struct Settings {
 impl Settings {
     /// Parses and compiles configuration bytes (JSON).
     pub fn from_json(bytes: &[u8]) -> Result<Self, ConfigError> {
-        Self::try_from(crate::config_json::parse::<Config>(bytes)?)
+        Self::try_from(crate::config_read::read(bytes)?)
     }
 }
 

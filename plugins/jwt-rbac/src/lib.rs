@@ -1,5 +1,5 @@
 //! jwt-rbac: a proxy-wasm HTTP filter that authenticates JWTs (inline or remote JWKS; HS*, RS*,
-//! PS*, ES256, EdDSA, ES384 with feature `es384`; RFC 8725 hardening) and authorizes roles and
+//! PS*, ES256, EdDSA, ES384 through the host or feature `es384`; RFC 8725 hardening) and authorizes roles and
 //! scopes per route, then injects verified identity headers.
 //!
 //! This file only wires proxy-wasm: the root context compiles the configuration in
@@ -13,7 +13,7 @@ pub mod api_keys;
 pub mod cache;
 pub mod claims;
 pub mod config;
-pub mod config_json;
+pub mod config_read;
 pub mod der;
 pub mod extract;
 pub mod fast_rsa;
