@@ -38,11 +38,13 @@ fn config(value: &Value) -> Result<Config, ConfigError> {
         "cache",
         "crypto",
     ])?;
-    let providers = Object::new(o.required("providers")?, "providers")?;
-    let providers = providers
-        .entries()
-        .map(|(name, p)| Ok((name.clone(), provider(p, &providers.at(name))?)))
-        .collect::<Result<BTreeMap<_, _>, ConfigError>>()?;
+    let listed = Object::new(o.required("providers")?, "providers")?;
+    // Inserted one by one: collecting into a BTreeMap sorts first, a sort routine in the wasm
+    // for nothing (the names come sorted already).
+    let mut providers = BTreeMap::new();
+    for (name, p) in listed.entries() {
+        providers.insert(name.clone(), provider(p, &listed.at(name))?);
+    }
     let rules = o
         .array("rules")?
         .iter()
