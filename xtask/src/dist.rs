@@ -51,18 +51,13 @@ pub fn run() -> Result<Vec<PathBuf>> {
         let built = out_dir.join(format!("{}.wasm", p.lib_name));
         let file_name = format!("{}.wasm", p.name);
         let dest = dist.join(&file_name);
-        let before = std::fs::metadata(&built)
-            .with_context(|| format!("cannot read {}", built.display()))?
-            .len();
-        optimize(&wasm_opt, &built, &dest)?;
-        let bytes =
-            std::fs::read(&dest).with_context(|| format!("cannot read {}", dest.display()))?;
-        let digest = Sha256::digest(&bytes);
-        let hex = digest.iter().fold(String::new(), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        });
-        let _ = writeln!(sums, "{hex}  {file_name}");
+        let input =
+            std::fs::read(&built).with_context(|| format!("cannot read {}", built.display()))?;
+        let before = input.len();
+        let bytes = optimize(&wasm_opt, &built, &input, &meta.target_dir)?;
+        std::fs::write(&dest, &bytes)
+            .with_context(|| format!("cannot write {}", dest.display()))?;
+        let _ = writeln!(sums, "{}  {file_name}", hex(&Sha256::digest(&bytes)));
         println!(
             "dist/{file_name:<28} {:>9} bytes ({:.1} KiB; {before} bytes before wasm-opt)",
             bytes.len(),
@@ -87,16 +82,54 @@ const WASM_FEATURES: [&str; 4] = [
     "--enable-nontrapping-float-to-int",
 ];
 
-/// binaryen's size optimisation of a built module (about 18 % smaller), written to `dest`.
-fn optimize(wasm_opt: &Path, built: &Path, dest: &Path) -> Result<()> {
+/// binaryen's size optimisation of a built module (about 19 % smaller). The result is kept in
+/// `target/wasm-opt-cache/`, keyed by the module's SHA-256 and the arguments, so an unchanged
+/// module is not optimised again (under node that takes up to 20 s a module).
+fn optimize(
+    wasm_opt: &tools::WasmOpt,
+    built: &Path,
+    input: &[u8],
+    target: &Path,
+) -> Result<Vec<u8>> {
+    let args = ["-Oz", "--converge"];
+    let mut key = Sha256::new();
+    key.update(format!(
+        "binaryen {} {WASM_FEATURES:?} {args:?}\n",
+        tools::BINARYEN_VERSION
+    ));
+    key.update(input);
+    let cache = target.join("wasm-opt-cache");
+    std::fs::create_dir_all(&cache)
+        .with_context(|| format!("cannot create {}", cache.display()))?;
+    let cached = cache.join(format!("{}.wasm", hex(&key.finalize())));
+    if let Ok(bytes) = std::fs::read(&cached) {
+        println!(
+            "wasm-opt: {} unchanged, {} reused",
+            built.display(),
+            cached.display()
+        );
+        return Ok(bytes);
+    }
+    let partial = cached.with_extension("partial");
     exec::run(
-        std::process::Command::new(wasm_opt)
+        wasm_opt
+            .command()
             .args(WASM_FEATURES)
-            .args(["-Oz", "--converge"])
+            .args(args)
             .arg(built)
             .arg("-o")
-            .arg(dest),
-    )
+            .arg(&partial),
+    )?;
+    std::fs::rename(&partial, &cached)
+        .with_context(|| format!("cannot move {} to {}", partial.display(), cached.display()))?;
+    std::fs::read(&cached).with_context(|| format!("cannot read {}", cached.display()))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().fold(String::new(), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
 }
 
 /// rustflags of the wasm target only, so the host artifacts (build scripts, proc macros) keep

