@@ -21,7 +21,7 @@ pub struct ApiKeysConfig {
     pub keys: Vec<ApiKeyConfig>,
 }
 
-fn default_header() -> String {
+pub(crate) fn default_header() -> String {
     "x-api-key".to_owned()
 }
 

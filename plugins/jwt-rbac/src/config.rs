@@ -54,7 +54,7 @@ pub struct Config {
     pub crypto: CryptoMode,
 }
 
-fn default_realm() -> String {
+pub(crate) fn default_realm() -> String {
     "api".to_owned()
 }
 
@@ -146,16 +146,16 @@ pub(crate) fn default_sources() -> Vec<TokenSourceConfig> {
         prefix: "Bearer ".to_owned(),
     })]
 }
-fn default_skew() -> u64 {
+pub(crate) fn default_skew() -> u64 {
     DEFAULT_CLOCK_SKEW
 }
-fn yes() -> bool {
+pub(crate) fn yes() -> bool {
     true
 }
-fn default_max_token() -> usize {
+pub(crate) fn default_max_token() -> usize {
     DEFAULT_MAX_TOKEN_BYTES
 }
-fn default_roles_claim() -> String {
+pub(crate) fn default_roles_claim() -> String {
     "roles".to_owned()
 }
 
@@ -214,27 +214,27 @@ pub struct RemoteRevocationsConfig {
     pub max_backoff_seconds: u64,
 }
 
-fn default_revocations_path() -> String {
+pub(crate) fn default_revocations_path() -> String {
     "/revoked.json".to_owned()
 }
-fn default_revocations_refresh() -> u64 {
+pub(crate) fn default_revocations_refresh() -> u64 {
     60
 }
 
-fn default_max_wait() -> u64 {
+pub(crate) fn default_max_wait() -> u64 {
     3
 }
 
-fn default_jwks_path() -> String {
+pub(crate) fn default_jwks_path() -> String {
     "/.well-known/jwks.json".to_owned()
 }
-fn default_refresh() -> u64 {
+pub(crate) fn default_refresh() -> u64 {
     300
 }
-fn default_kid_refresh() -> u64 {
+pub(crate) fn default_kid_refresh() -> u64 {
     30
 }
-fn default_timeout() -> u64 {
+pub(crate) fn default_timeout() -> u64 {
     5000
 }
 

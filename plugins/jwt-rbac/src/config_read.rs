@@ -4,14 +4,14 @@
 //! type, each with serde_json's parser inlined). Here the text is parsed once into a value by
 //! [`gateway_core::json_read::parse`] and each config type has a short reader over it. The
 //! derived `Deserialize` of the config types stays: the JSON Schema is made from those types,
-//! and the tests below check that this reader accepts and refuses exactly what it does.
+//! and the tests below check that this reader accepts and refuses exactly what it does. The
+//! defaults are the very functions the serde attributes name.
 
 use crate::api_keys::{ApiKeyConfig, ApiKeysConfig};
 use crate::config::{
-    CacheConfig, ClaimCheckConfig, ClaimHeaderConfig, Config, CryptoMode, HeaderSourceConfig,
+    self, CacheConfig, ClaimCheckConfig, ClaimHeaderConfig, Config, CryptoMode, HeaderSourceConfig,
     IdentityConfig, NoRule, ProviderConfig, RemoteJwksConfig, RemoteRevocationsConfig,
-    RequirementConfig, RuleConfig, TokenSourceConfig, DEFAULT_CACHE_ENTRIES, DEFAULT_CLOCK_SKEW,
-    DEFAULT_MAX_TOKEN_BYTES,
+    RequirementConfig, RuleConfig, TokenSourceConfig,
 };
 use gateway_core::error::ConfigError;
 use gateway_core::json_read::{
@@ -58,7 +58,7 @@ fn config(value: &Value) -> Result<Config, ConfigError> {
             None => NoRule::default(),
             Some(v) => [NoRule::Deny, NoRule::Allow][as_name(v, "no_rule", &["deny", "allow"])?],
         },
-        realm: o.string_or("realm", "api")?,
+        realm: o.string_or("realm", &config::default_realm())?,
         cors_preflight_bypass: o.bool_or("cors_preflight_bypass", false)?,
         identity: match o.object("identity")? {
             None => IdentityConfig::default(),
@@ -69,7 +69,7 @@ fn config(value: &Value) -> Result<Config, ConfigError> {
             Some(c) => {
                 c.known(&["max_entries"])?;
                 CacheConfig {
-                    max_entries: c.usize_or("max_entries", DEFAULT_CACHE_ENTRIES)?,
+                    max_entries: c.usize_or("max_entries", CacheConfig::default().max_entries)?,
                 }
             }
         },
@@ -102,7 +102,7 @@ fn provider(value: &Value, path: &str) -> Result<ProviderConfig, ConfigError> {
         "remote_revocations",
     ])?;
     let from = match o.get("from") {
-        None => crate::config::default_sources(),
+        None => config::default_sources(),
         Some(_) => o
             .array("from")?
             .iter()
@@ -125,11 +125,11 @@ fn provider(value: &Value, path: &str) -> Result<ProviderConfig, ConfigError> {
             .transpose()?,
         from,
         forward: o.bool_or("forward", false)?,
-        clock_skew_seconds: o.u64_or("clock_skew_seconds", DEFAULT_CLOCK_SKEW)?,
-        require_exp: o.bool_or("require_exp", true)?,
+        clock_skew_seconds: o.u64_or("clock_skew_seconds", config::default_skew())?,
+        require_exp: o.bool_or("require_exp", config::yes())?,
         max_lifetime_seconds: o.opt_u64("max_lifetime_seconds")?,
-        max_token_bytes: o.usize_or("max_token_bytes", DEFAULT_MAX_TOKEN_BYTES)?,
-        roles_claim: o.string_or("roles_claim", "roles")?,
+        max_token_bytes: o.usize_or("max_token_bytes", config::default_max_token())?,
+        roles_claim: o.string_or("roles_claim", &config::default_roles_claim())?,
         revoked_jti: o.strings("revoked_jti")?,
         revoked_sid: o.strings("revoked_sid")?,
         remote_revocations: o
@@ -152,13 +152,14 @@ fn remote_jwks(o: &Object<'_>) -> Result<RemoteJwksConfig, ConfigError> {
     ])?;
     Ok(RemoteJwksConfig {
         upstream: o.req_string("upstream")?,
-        path: o.string_or("path", "/.well-known/jwks.json")?,
+        path: o.string_or("path", &config::default_jwks_path())?,
         authority: o.opt_string("authority")?,
-        refresh_seconds: o.u64_or("refresh_seconds", 300)?,
-        unknown_kid_refresh_seconds: o.u64_or("unknown_kid_refresh_seconds", 30)?,
-        timeout_ms: o.u64_or("timeout_ms", 5000)?,
-        max_backoff_seconds: o.u64_or("max_backoff_seconds", 300)?,
-        max_wait_seconds: o.u64_or("max_wait_seconds", 3)?,
+        refresh_seconds: o.u64_or("refresh_seconds", config::default_refresh())?,
+        unknown_kid_refresh_seconds: o
+            .u64_or("unknown_kid_refresh_seconds", config::default_kid_refresh())?,
+        timeout_ms: o.u64_or("timeout_ms", config::default_timeout())?,
+        max_backoff_seconds: o.u64_or("max_backoff_seconds", config::default_refresh())?,
+        max_wait_seconds: o.u64_or("max_wait_seconds", config::default_max_wait())?,
     })
 }
 
@@ -173,11 +174,11 @@ fn remote_revocations(o: &Object<'_>) -> Result<RemoteRevocationsConfig, ConfigE
     ])?;
     Ok(RemoteRevocationsConfig {
         upstream: o.req_string("upstream")?,
-        path: o.string_or("path", "/revoked.json")?,
+        path: o.string_or("path", &config::default_revocations_path())?,
         authority: o.opt_string("authority")?,
-        refresh_seconds: o.u64_or("refresh_seconds", 60)?,
-        timeout_ms: o.u64_or("timeout_ms", 5000)?,
-        max_backoff_seconds: o.u64_or("max_backoff_seconds", 300)?,
+        refresh_seconds: o.u64_or("refresh_seconds", config::default_revocations_refresh())?,
+        timeout_ms: o.u64_or("timeout_ms", config::default_timeout())?,
+        max_backoff_seconds: o.u64_or("max_backoff_seconds", config::default_refresh())?,
     })
 }
 
@@ -199,7 +200,7 @@ fn api_keys(o: &Object<'_>) -> Result<ApiKeysConfig, ConfigError> {
         })
         .collect::<Result<_, ConfigError>>()?;
     Ok(ApiKeysConfig {
-        header: o.string_or("header", "x-api-key")?,
+        header: o.string_or("header", &crate::api_keys::default_header())?,
         keys,
     })
 }
