@@ -140,7 +140,7 @@ pub fn ensure_wasm_opt() -> Result<WasmOpt> {
             .with_context(|| format!("cannot remove {}", partial.display()))?;
     }
     println!(
-        "node is not on the PATH: building binaryen's wasm-opt (crate wasm-opt \
+        "node and npm are not both available: building binaryen's wasm-opt (crate wasm-opt \
          {WASM_OPT_CRATE_VERSION}) into {}, about 9 minutes on 2 cores, once",
         native_dir.display()
     );
