@@ -489,6 +489,18 @@ mod tests {
     }
 
     #[test]
+    fn deep_nesting_is_refused_not_a_stack_overflow() {
+        // serde_json's recursion limit holds for this reader's visitor too: a config nested
+        // 100,000 deep is a syntax error at load, not a trap.
+        let text = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        let err = parse(text.as_bytes()).unwrap_err();
+        assert_eq!(err.field, "config");
+        assert!(err.to_string().contains("recursion limit"), "{err}");
+        let text = format!("{}1{}", "{\"a\": ".repeat(100_000), "}".repeat(100_000));
+        assert!(parse(text.as_bytes()).is_err());
+    }
+
+    #[test]
     fn parse_syntax_errors_name_config_without_position() {
         for text in [&b"{"[..], b"{} x", br#"{"a": 1,}"#, b"\xff"] {
             let err = parse(text).unwrap_err();
