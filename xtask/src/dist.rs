@@ -5,8 +5,8 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use sha2::{Digest, Sha256};
 
+use crate::oci::sha256_hex;
 use crate::tools::WASM_TARGET;
 use crate::{exec, tools, workspace};
 
@@ -57,7 +57,7 @@ pub fn run() -> Result<Vec<PathBuf>> {
         let bytes = optimize(&wasm_opt, &built, &input, &meta.target_dir)?;
         std::fs::write(&dest, &bytes)
             .with_context(|| format!("cannot write {}", dest.display()))?;
-        let _ = writeln!(sums, "{}  {file_name}", hex(&Sha256::digest(&bytes)));
+        let _ = writeln!(sums, "{}  {file_name}", sha256_hex(&bytes));
         println!(
             "dist/{file_name:<28} {:>9} bytes ({:.1} KiB; {before} bytes before wasm-opt)",
             bytes.len(),
@@ -92,16 +92,16 @@ fn optimize(
     target: &Path,
 ) -> Result<Vec<u8>> {
     let args = ["-Oz", "--converge"];
-    let mut key = Sha256::new();
-    key.update(format!(
+    let mut keyed = format!(
         "binaryen {} {WASM_FEATURES:?} {args:?}\n",
         tools::BINARYEN_VERSION
-    ));
-    key.update(input);
+    )
+    .into_bytes();
+    keyed.extend_from_slice(input);
     let cache = target.join("wasm-opt-cache");
     std::fs::create_dir_all(&cache)
         .with_context(|| format!("cannot create {}", cache.display()))?;
-    let cached = cache.join(format!("{}.wasm", hex(&key.finalize())));
+    let cached = cache.join(format!("{}.wasm", sha256_hex(&keyed)));
     if let Ok(bytes) = std::fs::read(&cached) {
         println!(
             "wasm-opt: {} unchanged, {} reused",
@@ -123,13 +123,6 @@ fn optimize(
     std::fs::rename(&partial, &cached)
         .with_context(|| format!("cannot move {} to {}", partial.display(), cached.display()))?;
     std::fs::read(&cached).with_context(|| format!("cannot read {}", cached.display()))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().fold(String::new(), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
 }
 
 /// rustflags of the wasm target only, so the host artifacts (build scripts, proc macros) keep

