@@ -7,7 +7,7 @@
 mod jwt_rbac_support;
 
 use jwt_rbac_support::mint::*;
-use jwt_rbac_support::{config, must_reject, PLUGIN};
+use jwt_rbac_support::{config, es384_config, must_reject, PLUGIN};
 use serde_json::{json, Value};
 use suite_tests::{client, Envoy, EnvoyConfig, RawRequest, RawResponse, Upstream};
 
@@ -271,10 +271,7 @@ fn host_crypto_path_rejects_bad_signatures_without_cache() {
 /// P-384 in the wasm): good tokens pass, a flipped signature bit and r = 0 do not.
 #[test]
 fn es384_verified_by_envoys_verify_signature() {
-    let mut cfg = config();
-    cfg["providers"]["main"]["algorithms"] = json!(["ES256", "ES384"]);
-    cfg["providers"]["main"]["jwks"] = jwks(&["ec-1", "ec384-1"]);
-    cfg["cache"] = json!({"max_entries": 0});
+    let cfg = es384_config();
     let (upstream, envoy) = start(cfg);
     let good = sign("ES384", "ec384-1", &good_claims());
     let flipped = with_signature(&good, |sig| sig[95] ^= 1);

@@ -8,7 +8,7 @@ mod jwt_rbac_support;
 
 use host_harness::{Action, Harness, LogLevel, Profile};
 use jwt_rbac_support::mint::*;
-use jwt_rbac_support::{config, must_reject, verify_signature, PLUGIN};
+use jwt_rbac_support::{config, es384_config, must_reject, verify_signature, PLUGIN};
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -346,10 +346,7 @@ fn signature_path_host_call_on_envoy_pure_rust_on_kong_or_forced() {
 /// or `crypto: pure_rust`) a config allowing it is refused at load, naming the field.
 #[test]
 fn es384_through_the_host_and_refused_where_there_is_none() {
-    let mut cfg = config();
-    cfg["providers"]["main"]["algorithms"] = json!(["ES256", "ES384"]);
-    cfg["providers"]["main"]["jwks"] = jwks(&["ec-1", "ec384-1"]);
-    cfg["cache"] = json!({"max_entries": 0});
+    let cfg = es384_config();
     let (h, calls) = harness(Profile::Envoy, &cfg);
     let line = h
         .logs_at(LogLevel::Info)

@@ -39,6 +39,16 @@ pub fn config() -> Value {
     })
 }
 
+/// [`config`] with ES384 allowed beside ES256 (keys `ec-1` and `ec384-1`) and the cache off, so
+/// that every request reaches the signature check.
+pub fn es384_config() -> Value {
+    let mut cfg = config();
+    cfg["providers"]["main"]["algorithms"] = json!(["ES256", "ES384"]);
+    cfg["providers"]["main"]["jwks"] = jwks(&["ec-1", "ec384-1"]);
+    cfg["cache"] = json!({"max_entries": 0});
+    cfg
+}
+
 fn flip_last_signature_byte(token: &str) -> String {
     let (input, sig) = token.rsplit_once('.').unwrap();
     let mut bytes =
