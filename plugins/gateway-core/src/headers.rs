@@ -185,9 +185,7 @@ impl HeaderEdits {
         }
         failure.map_or(Ok(()), Err)
     }
-}
 
-impl HeaderEdits {
     /// [`Self::apply`] with the suite's policy on refusals, logged as `plugin`: a refused
     /// removal from the request map (a forged identity header or a credential may still be
     /// there) is logged as an error and returns false: that request must not go upstream. Any

@@ -253,11 +253,7 @@ pub fn as_choice<'a>(
     names: &[&str],
 ) -> Result<(usize, Option<&'a Value>), ConfigError> {
     match value {
-        Value::String(text) => names
-            .iter()
-            .position(|n| n == text)
-            .map(|at| (at, None))
-            .ok_or_else(|| unknown_name(path, text, names)),
+        Value::String(_) => as_name(value, path, names).map(|at| (at, None)),
         Value::Object(map) if map.len() == 1 => {
             let Some((name, content)) = map.iter().next() else {
                 return Err(wrong_type(path, value, &one_of(names)));
@@ -324,11 +320,6 @@ impl<'a> Object<'a> {
                 "an object",
             )),
         }
-    }
-
-    /// Where this object sits.
-    pub fn path(&self) -> &str {
-        &self.path
     }
 
     /// The path of `key` in this object.

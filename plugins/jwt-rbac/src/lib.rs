@@ -1,6 +1,6 @@
 //! jwt-rbac: a proxy-wasm HTTP filter that authenticates JWTs (inline or remote JWKS; HS*, RS*,
-//! PS*, ES256, EdDSA, ES384 through the host or feature `es384`; RFC 8725 hardening) and authorizes roles and
-//! scopes per route, then injects verified identity headers.
+//! PS*, ES256, EdDSA, ES384 through the host or feature `es384`; RFC 8725 hardening) and
+//! authorizes roles and scopes per route, then injects verified identity headers.
 //!
 //! This file only wires proxy-wasm: the root context compiles the configuration in
 //! `on_configure`, detects host crypto, and drives remote JWKS and revocation list fetches
