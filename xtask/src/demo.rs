@@ -696,9 +696,11 @@ fn audit_records(demo: &mut Demo) -> Result<(), String> {
                 r["status"] == status
                     && r["decisions"]["auth_reason"]
                         .as_str()
-                        .is_some_and(|c| c.contains(challenge))
+                        .is_some_and(|c| c.starts_with("Bearer realm=") && c.contains(challenge))
             }),
-            &format!("a {status} record with decisions auth_reason holding {challenge}"),
+            &format!(
+                "a {status} record with decisions auth_reason: a Bearer challenge holding {challenge}"
+            ),
         )?;
     }
     // audit-log runs before ratelimit-shared-data, so its response callback runs after
