@@ -42,6 +42,9 @@ pub enum Outcome {
 struct InFlight {
     token: u32,
     records: Vec<(String, u64)>,
+    /// When the batch was taken (ns): a call whose answer never comes (its stream ended first,
+    /// on a host where a stream sends it) is given up after the timeout.
+    since: u64,
 }
 
 /// The exporter state.
@@ -136,6 +139,7 @@ impl Exporter {
         self.in_flight = Some(InFlight {
             token: 0,
             records: taken,
+            since: now_nanos,
         });
         Some(Batch { body, records })
     }
@@ -145,6 +149,19 @@ impl Exporter {
         if let Some(f) = self.in_flight.as_mut() {
             f.token = token;
         }
+    }
+
+    /// Gives up on a call unanswered for a second past its timeout: its batch goes back, retried
+    /// after backoff, as for a failed call. Hosts that always answer (Envoy) never get here; on
+    /// Kong a stream sends the call, and the answer is lost when that stream ends first.
+    pub fn expire(&mut self, now_nanos: u64) -> Option<Outcome> {
+        let since = self.in_flight.as_ref()?.since;
+        let limit = self
+            .cfg
+            .timeout_ms
+            .saturating_add(1_000)
+            .saturating_mul(1_000_000);
+        (now_nanos.saturating_sub(since) > limit).then(|| self.fail(now_nanos))
     }
 
     /// The host refused the call: the batch goes back, retried after backoff.

@@ -172,25 +172,26 @@ impl Context for AuditLogRoot {
         _body_size: usize,
         _num_trailers: usize,
     ) {
-        // A failed or timed-out call has no headers: nothing to read.
-        if num_headers == 0 {
-            if let Some(rt) = &self.runtime {
-                rt.on_http_call_response(&AuditHost, token_id, 0);
-            }
-            return;
-        }
-        let status = abi::header_value(
-            proxy_wasm::types::MapType::HttpCallResponseHeaders,
-            ":status",
-        )
-        .ok()
-        .flatten()
-        .and_then(|v| std::str::from_utf8(&v).ok()?.trim().parse::<u32>().ok())
-        .unwrap_or(0);
         if let Some(rt) = &self.runtime {
-            rt.on_http_call_response(&AuditHost, token_id, status);
+            rt.on_http_call_response(&AuditHost, token_id, callout_status(num_headers));
         }
     }
+}
+
+/// The `:status` of the callout answer being delivered; 0 for a failed or timed-out call (no
+/// headers: nothing to read).
+fn callout_status(num_headers: usize) -> u32 {
+    if num_headers == 0 {
+        return 0;
+    }
+    abi::header_value(
+        proxy_wasm::types::MapType::HttpCallResponseHeaders,
+        ":status",
+    )
+    .ok()
+    .flatten()
+    .and_then(|v| std::str::from_utf8(&v).ok()?.trim().parse::<u32>().ok())
+    .unwrap_or(0)
 }
 
 impl RootContext for AuditLogRoot {
@@ -202,7 +203,14 @@ impl RootContext for AuditLogRoot {
         let role = settings.role;
         let tick = settings.export.tick_ms;
         let exports = role == Role::Exporter || (role == Role::Local && settings.export.enabled);
-        let runtime = Runtime::new(settings, &host);
+        let runtime = Runtime::new(settings, &host).on_host(BASE.host_kind());
+        if let Some(refusal) = runtime.host_refusal() {
+            host.log(
+                LogLevel::Error,
+                &format!("audit-log: invalid configuration: {refusal}"),
+            );
+            return false;
+        }
         if let Err(err) = runtime.start(&host) {
             host.log(
                 LogLevel::Error,
@@ -210,7 +218,8 @@ impl RootContext for AuditLogRoot {
             );
             return false;
         }
-        if exports {
+        // Where the root may not dispatch (Kong), streams send the batches: no timer.
+        if exports && runtime.host().dispatches_from_root() {
             let millis = u32::try_from(tick).unwrap_or(u32::MAX);
             if let Err(err) = abi::set_tick_period_millis(millis) {
                 host.log(
@@ -252,7 +261,18 @@ struct AuditLogFilter {
     stream: Stream,
 }
 
-impl Context for AuditLogFilter {}
+impl Context for AuditLogFilter {
+    fn on_http_call_response(
+        &mut self,
+        token_id: u32,
+        num_headers: usize,
+        _body_size: usize,
+        _num_trailers: usize,
+    ) {
+        self.stream
+            .on_http_call_response(&AuditHost, token_id, callout_status(num_headers));
+    }
+}
 
 impl HttpContext for AuditLogFilter {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {

@@ -9,6 +9,7 @@ use crate::config::{Role, Settings};
 use crate::exporter::{Exporter, Outcome};
 use crate::metrics::{Metric, Metrics};
 use crate::record::{self, BodyCapture, LogFacts, RequestFacts, ResponseFacts};
+use gateway_core::host_kind::HostKind;
 use gateway_core::ports::{
     Clock, HeaderMapKind, HeaderPort, HostError, HttpCallPort, LogLevel, LogPort, MetricsPort,
     PropertyPort, RandomSource,
@@ -89,6 +90,7 @@ pub struct Runtime {
     /// singleton, must not drain records it never ships).
     owns_queue: Cell<bool>,
     exporter: RefCell<Exporter>,
+    host: HostKind,
 }
 
 fn chain_id<H: RandomSource + Clock + ?Sized>(host: &H) -> String {
@@ -122,8 +124,38 @@ impl Runtime {
             queue: Cell::new(None),
             owns_queue: Cell::new(false),
             exporter: RefCell::new(exporter),
+            host: HostKind::Envoy,
             settings,
         }
+    }
+
+    /// The runtime on `host`. Where `on_log` and the root may not dispatch (Kong), records are
+    /// exported from the request phase of a later stream instead: the only place such a host
+    /// lets a filter call out safely. Only the properties the host has are read.
+    pub fn on_host(mut self, host: HostKind) -> Self {
+        self.host = host;
+        self
+    }
+
+    /// The host this runtime was started on.
+    pub fn host(&self) -> HostKind {
+        self.host
+    }
+
+    /// Why the configuration cannot run on this host (`field: message`), if it cannot: the
+    /// shared-queue roles need `proxy_resolve_shared_queue`, which Kong's engine lacks.
+    pub fn host_refusal(&self) -> Option<String> {
+        if self.host.dispatches_from_root() || self.settings.role == Role::Local {
+            return None;
+        }
+        Some(
+            format!(
+                "role: {:?} needs shared queues, which this host (kong) does not offer \
+             (proxy_resolve_shared_queue is not implemented): use role local",
+                self.settings.role
+            )
+            .to_lowercase(),
+        )
     }
 
     /// The settings.
@@ -176,7 +208,11 @@ impl Runtime {
                 if let Err(line) = offered {
                     self.drop_record(host, "buffer_full", &line);
                 }
-                self.pump(host);
+                // This runs in `on_log`: where that phase may not dispatch (Kong), the next
+                // stream's request phase sends the batch (`on_stream_request`).
+                if self.host.dispatches_from_log() {
+                    self.pump(host);
+                }
             }
             _ => {}
         }
@@ -212,6 +248,26 @@ impl Runtime {
         self.owns_queue.set(true);
         self.drain_queue(host);
         self.pump(host);
+    }
+
+    /// A stream's request phase: where only streams may call out (Kong), a due batch is sent
+    /// from here; its answer comes back to that stream ([`Runtime::on_http_call_response`]).
+    /// True if a batch was sent.
+    pub fn on_stream_request<H: Host + ?Sized>(&self, host: &H) -> bool {
+        if self.host.dispatches_from_root()
+            || self.settings.role != Role::Local
+            || !self.settings.export.enabled
+        {
+            return false;
+        }
+        let now = host.now_unix_nanos().unwrap_or(0);
+        let expired = self.exporter.borrow_mut().expire(now);
+        if let Some(outcome) = expired {
+            self.report(host, outcome, "no answer (the stream that sent it ended)");
+        }
+        let before = self.exporter.borrow().busy();
+        self.pump(host);
+        !before && self.exporter.borrow().busy()
     }
 
     /// Exporter and local roles: periodic flush (delay, retries). The exporter drains the queue
@@ -368,6 +424,14 @@ impl Stream {
         let headers = host.header_list(HeaderMapKind::Request).unwrap_or_default();
         let now = host.now_unix_nanos().ok();
         self.request = Some(RequestFacts::capture(&headers, now, &rt.settings));
+        rt.on_stream_request(host);
+    }
+
+    /// The answer to an export call this stream sent ([`Runtime::on_stream_request`]).
+    pub fn on_http_call_response<H: Host + ?Sized>(&self, host: &H, token: u32, status: u32) {
+        if let Some(rt) = &self.runtime {
+            rt.on_http_call_response(host, token, status);
+        }
     }
 
     /// Captures the response headers: one copy of the map.
@@ -476,7 +540,7 @@ impl Stream {
         if s.has("duration_ms") {
             facts.request_duration_nanos = prop_number(host, &["request", "duration"]);
         }
-        if s.has("response_flags") {
+        if s.has("response_flags") && rt.host.has_response_flags() {
             facts.response_flags = prop_number(host, &["response", "flags"]);
         }
         if s.has("upstream") {

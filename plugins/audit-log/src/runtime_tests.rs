@@ -8,6 +8,7 @@ use crate::config::Settings;
 use crate::runtime::{BodyKind, BodyPort, QueuePort, Runtime, Stream};
 use gateway_core::fake::FakeHost;
 use gateway_core::headers::HeaderList;
+use gateway_core::host_kind::HostKind;
 use gateway_core::ports::{
     Clock, HeaderMapKind, HeaderPort, HostError, HttpCallPort, LogLevel, LogPort, MetricId,
     MetricsPort, PropertyPort, RandomSource,
@@ -360,5 +361,62 @@ fn the_breaker_marker_is_read_as_the_host_has_it_at_log_time() {
         s.on_log(&host);
         let rec: serde_json::Value = serde_json::from_str(records(&host).last().unwrap()).unwrap();
         assert_eq!(rec["decisions"]["breaker"], want, "{rec}");
+    }
+}
+
+#[test]
+fn on_kong_on_log_never_dispatches_and_the_next_request_ships_the_batch() {
+    let host = Host::default();
+    let settings = Settings::from_json(
+        br#"{"role": "local", "export": {"enabled": true, "batch_max_records": 1,
+            "upstream": "127.0.0.1:9"}}"#,
+    )
+    .unwrap();
+    let rt = Rc::new(Runtime::new(settings, &host).on_host(HostKind::Kong));
+    assert_eq!(rt.host_refusal(), None, "role local runs on kong");
+    one_request(&host, &rt, "/1");
+    assert!(host.sent.borrow().is_empty(), "no dispatch from on_log");
+    assert_eq!(rt.depth(), 1, "the record waits in the buffer");
+    // The next request's own request phase sends it; the answer comes back to that stream.
+    let mut next = Stream::new(Some(rt.clone()));
+    next.on_request_headers(&host);
+    assert_eq!(host.sent.borrow().len(), 1);
+    next.on_http_call_response(&host, 1, 200);
+    assert_eq!(host.base.metric("audit_log.records_exported"), 1);
+    assert_eq!(rt.depth(), 0);
+}
+
+#[test]
+fn on_kong_an_answer_lost_with_its_stream_is_retried() {
+    let host = Host::default();
+    let settings = Settings::from_json(
+        br#"{"role": "local", "export": {"enabled": true, "batch_max_records": 1,
+            "upstream": "127.0.0.1:9", "timeout_ms": 1000}}"#,
+    )
+    .unwrap();
+    let rt = Rc::new(Runtime::new(settings, &host).on_host(HostKind::Kong));
+    one_request(&host, &rt, "/1");
+    let mut first = Stream::new(Some(rt.clone()));
+    first.on_request_headers(&host);
+    assert_eq!(host.sent.borrow().len(), 1);
+    // That stream ends without its answer; 2 s later another request gives the batch up and
+    // sends it again after the backoff.
+    host.base
+        .now_nanos
+        .set(host.base.now_nanos.get() + 2_100_000_000);
+    Stream::new(Some(rt.clone())).on_request_headers(&host);
+    assert_eq!(host.base.metric("audit_log.export_failures"), 1);
+    assert_eq!(rt.depth(), 1, "nothing lost");
+}
+
+#[test]
+fn on_kong_the_shared_queue_roles_are_refused_naming_role() {
+    for role in ["worker", "exporter"] {
+        let host = Host::default();
+        let settings = Settings::from_json(format!(r#"{{"role": "{role}"}}"#).as_bytes()).unwrap();
+        let rt = Runtime::new(settings, &host).on_host(HostKind::Kong);
+        let refusal = rt.host_refusal().unwrap();
+        assert!(refusal.starts_with("role: "), "{refusal}");
+        assert!(refusal.contains("use role local"), "{refusal}");
     }
 }

@@ -299,6 +299,16 @@ pub fn property(path: &[&str]) -> Result<Option<Vec<u8>>, HostError> {
     })
 }
 
+/// Whether the host answers `proxy_get_property(path)` with `Ok` (an empty value included).
+pub fn property_answered(path: &[&str]) -> bool {
+    let path = encode_path(path);
+    let (status, _) = with_returned(|data, size| {
+        // SAFETY: pointer and length of a live buffer; valid out-pointers.
+        unsafe { raw::proxy_get_property(path.as_ptr(), path.len(), data, size) }
+    });
+    status == OK
+}
+
 /// `proxy_set_property`.
 pub fn set_property(path: &[&str], value: &[u8]) -> Result<(), HostError> {
     let path = encode_path(path);

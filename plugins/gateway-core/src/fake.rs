@@ -238,6 +238,7 @@ impl MetricsPort for FakeHost {
     }
 
     fn record(&self, id: MetricId, value: u64) -> Result<(), HostError> {
+        self.calls.borrow_mut().push("record");
         let mut metrics = self.metrics.borrow_mut();
         let entry = usize::try_from(id.0)
             .ok()

@@ -4,6 +4,7 @@
 //! - [`headers`]: RFC 9110 header-name and header-value validation, header-list helpers.
 //! - [`json_read`]: config read by hand from a parsed JSON value, naming the field of a refusal.
 //! - [`matching`]: request matching by path (exact, prefix, regex) and method.
+//! - [`host_kind`]: which host runs the module (Envoy or Kong's engine), and what it allows.
 //! - [`identity`]: the identity header names every plugin agrees on by default.
 //! - [`antispoof`]: removal of client-supplied copies of trusted headers.
 //! - [`ports`]: small traits for everything a plugin asks of its host.
@@ -19,6 +20,7 @@ pub mod error;
 #[cfg(feature = "fake-host")]
 pub mod fake;
 pub mod headers;
+pub mod host_kind;
 pub mod identity;
 pub mod json_read;
 pub mod matching;

@@ -137,10 +137,11 @@ impl<K: MetricKind> MetricSet<K> {
     }
 
     /// Adds `n` to a counter; nothing for 0 (every host call costs). Values above `i64::MAX`
-    /// add `i64::MAX`.
+    /// add `i64::MAX`. A gauge is never incremented (Kong's engine traps on that: it increments
+    /// counters only), so `add` on a gauge makes no host call.
     pub fn add<M: MetricsPort + ?Sized, N: TryInto<i64>>(&self, host: &M, kind: K, n: N) {
         let n = n.try_into().unwrap_or(i64::MAX);
-        if n == 0 {
+        if n == 0 || kind.is_gauge() {
             return;
         }
         if let Some(id) = self.id(kind) {
@@ -148,8 +149,12 @@ impl<K: MetricKind> MetricSet<K> {
         }
     }
 
-    /// Sets a gauge.
+    /// Sets a gauge. A counter is never recorded (Kong's engine traps on that), so `record` on
+    /// a counter makes no host call.
     pub fn record<M: MetricsPort + ?Sized>(&self, host: &M, kind: K, value: u64) {
+        if !kind.is_gauge() {
+            return;
+        }
         if let Some(id) = self.id(kind) {
             let _ = host.record(id, value);
         }
@@ -199,6 +204,18 @@ mod tests {
             2,
             "adding 0 makes no host call"
         );
+    }
+
+    #[test]
+    fn a_gauge_is_only_recorded_and_a_counter_only_added() {
+        let host = FakeHost::default();
+        let m = MetricSet::<M>::define(&host);
+        m.add(&host, M::Depth, 4);
+        m.record(&host, M::A, 4);
+        assert_eq!(host.call_count("increment"), 0);
+        assert_eq!(host.call_count("record"), 0);
+        assert_eq!(host.metric("t.depth"), 0);
+        assert_eq!(host.metric("t.a"), 0);
     }
 
     #[test]

@@ -7,6 +7,7 @@
 
 use crate::abi;
 use crate::headers::HeaderList;
+use crate::host_kind::{HostKind, ENVOY_ONLY_PROPERTY};
 use crate::ports::{
     Clock, HeaderMapKind, HeaderPort, HostError, LocalReplyPort, LogLevel, LogPort, MetricId,
     MetricsPort, PropertyPort, RandomSource, SharedDataPort, SharedEntry,
@@ -18,6 +19,12 @@ use proxy_wasm::types::{BufferType, MapType, MetricType, Status};
 pub struct ProxyWasmHost;
 
 impl ProxyWasmHost {
+    /// Which host this is ([`HostKind`]): one property read. Call it once per VM (in
+    /// `on_configure`) and keep the answer.
+    pub fn host_kind(&self) -> HostKind {
+        HostKind::from_envoy_property(abi::property_answered(ENVOY_ONLY_PROPERTY))
+    }
+
     /// The plugin configuration bytes (`on_configure`); empty when the host gives none.
     pub fn plugin_configuration(&self) -> Result<Vec<u8>, HostError> {
         abi::buffer(BufferType::PluginConfiguration, 0, usize::MAX).map(Option::unwrap_or_default)

@@ -19,6 +19,7 @@ pub mod traceparent;
 mod stream_tests;
 
 use config::Settings;
+use gateway_core::host_kind::HostKind;
 use gateway_core::proxy_wasm_host::ProxyWasmHost;
 use metrics::Metrics;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
@@ -37,6 +38,7 @@ proxy_wasm::main! {{
 struct HeaderInjectionRoot {
     settings: Option<Rc<Settings>>,
     metrics: Metrics,
+    host: HostKind,
 }
 
 impl Context for HeaderInjectionRoot {}
@@ -50,12 +52,13 @@ impl RootContext for HeaderInjectionRoot {
         };
         self.settings = Some(Rc::new(settings));
         self.metrics = Metrics::define(&host);
+        self.host = host.host_kind();
         true
     }
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
         Some(Box::new(HeaderInjectionFilter {
-            stream: Stream::new(self.settings.clone(), self.metrics),
+            stream: Stream::new(self.settings.clone(), self.metrics).on_host(self.host),
         }))
     }
 

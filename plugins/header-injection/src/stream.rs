@@ -14,6 +14,7 @@ use crate::metrics::{Metric, Metrics};
 use crate::rules::{Outcome, Rule};
 use crate::traceparent::TraceDecision;
 use gateway_core::headers::{HeaderEdits, HeaderList};
+use gateway_core::host_kind::HostKind;
 use gateway_core::ports::{
     Clock, HeaderMapKind, HeaderPort, LocalReplyPort, LogLevel, LogPort, MetricsPort, PropertyPort,
     RandomSource,
@@ -56,6 +57,7 @@ struct State {
 pub struct Stream {
     settings: Option<Rc<Settings>>,
     metrics: Metrics,
+    host: HostKind,
     state: State,
 }
 
@@ -65,8 +67,17 @@ impl Stream {
         Self {
             settings,
             metrics,
+            host: HostKind::Envoy,
             state: State::default(),
         }
+    }
+
+    /// The stream on `host`: where the host cannot remove a client's request header (Kong), a
+    /// request carrying a protected header is refused with `400 spoofed_identity_header`
+    /// instead of stripped.
+    pub fn on_host(mut self, host: HostKind) -> Self {
+        self.host = host;
+        self
     }
 
     /// Request headers phase.
@@ -105,6 +116,25 @@ impl Stream {
         }
         self.metrics
             .add(host, Metric::SpoofedHeadersRemoved, stripped.lines);
+        if stripped.lines > 0 && !self.host.removes_request_headers() {
+            // The host would still forward the client's copy: refuse rather than pass it on.
+            host.log(
+                LogLevel::Debug,
+                &format!(
+                    "header-injection: refused a request carrying {}: this host cannot remove a client's header",
+                    stripped.names.join(", ")
+                ),
+            );
+            return self.reply_with_body(
+                host,
+                400,
+                &[
+                    ("content-type", "application/json"),
+                    ("cache-control", "no-store"),
+                ],
+                br#"{"error":"invalid_request","reason":"spoofed_identity_header"}"#,
+            );
+        }
 
         self.correlation(&settings, &mut request, host);
 
@@ -342,7 +372,17 @@ impl Stream {
     }
 
     fn reply<H: Host + ?Sized>(&mut self, host: &H, status: u32, headers: &[(&str, &str)]) -> Flow {
-        match host.send_local_reply(status, headers, b"") {
+        self.reply_with_body(host, status, headers, b"")
+    }
+
+    fn reply_with_body<H: Host + ?Sized>(
+        &mut self,
+        host: &H,
+        status: u32,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Flow {
+        match host.send_local_reply(status, headers, body) {
             Ok(()) => {
                 self.state.answered_locally = true;
                 Flow::Stop

@@ -311,3 +311,25 @@ fn random_failure_does_not_trap() {
     s.on_response_headers(&host);
     assert!(host.values(Response, "x-correlation-id").is_empty());
 }
+
+#[test]
+fn on_kong_a_spoofed_identity_header_is_refused_not_stripped() {
+    for (name, value) in [
+        ("x-user-id", &b"admin"[..]),
+        ("X_User_Roles", b"admin"),
+        ("x-auth-status", b"verified"),
+    ] {
+        let host = get("/api", &[(name, value)]);
+        let mut s = stream("", &host).on_host(gateway_core::host_kind::HostKind::Kong);
+        assert_eq!(s.on_request_headers(&host), Flow::Stop, "{name}");
+        let reply = host.local_reply.borrow().clone().unwrap();
+        assert_eq!(reply.status, 400);
+        assert_eq!(
+            reply.body,
+            br#"{"error":"invalid_request","reason":"spoofed_identity_header"}"#
+        );
+    }
+    let host = get("/api", &[("accept", b"*/*")]);
+    let mut s = stream("", &host).on_host(gateway_core::host_kind::HostKind::Kong);
+    assert_eq!(s.on_request_headers(&host), Flow::Continue);
+}

@@ -35,6 +35,7 @@ mod stream_tests;
 use cache::TokenCache;
 use config::{CryptoMode, Settings};
 use gateway_core::abi;
+use gateway_core::host_kind::HostKind;
 use gateway_core::ports::{Clock, HostError, LogLevel, LogPort};
 use gateway_core::proxy_wasm_host::{host_error, ProxyWasmHost};
 use metrics::Metrics;
@@ -47,12 +48,18 @@ use std::rc::Rc;
 use std::time::Duration;
 use stream::{Flow, Shared, Stream};
 
+/// Most first fetches (a provider with no keys yet) one VM keeps in flight on a host whose root
+/// cannot wake a waiting stream (Kong): each waiting request fetches for itself, up to this many
+/// at once; more get `503 jwks_unavailable` at once.
+pub const MAX_STREAM_FETCHES: usize = 8;
+
 proxy_wasm::main! {{
     proxy_wasm::set_root_context(|context_id| -> Box<dyn RootContext> {
         Box::new(JwtRbacRoot {
             context_id,
             shared: None,
             configuring: false,
+            host: HostKind::default(),
         })
     });
 }}
@@ -65,6 +72,9 @@ struct JwtRbacRoot {
     /// plugin, configured before the cluster manager is up: a fetch it starts may never be
     /// answered, so the lease it takes must not hold the workers off for a whole timeout.
     configuring: bool,
+    /// The host, decided in `on_configure`. Only where the root may dispatch (Envoy) does it
+    /// fetch; elsewhere a request that needs a document fetches it from its own stream.
+    host: HostKind,
 }
 
 /// How long a fetch started in `on_configure` holds the lease, seconds: one tick.
@@ -122,7 +132,7 @@ impl JwtRbacRoot {
                     ),
                 );
             }
-            if !state.due(remote, now) {
+            if !self.host.dispatches_from_root() || !state.due(remote, now) {
                 continue;
             }
             match self.fetch(S::DOC, &provider.name, remote, now) {
@@ -170,19 +180,7 @@ impl JwtRbacRoot {
         if !remote::take_lease(&ProxyWasmHost, doc, provider, now, until) {
             return None;
         }
-        let headers = vec![
-            (":method", "GET"),
-            (":path", remote.path.as_str()),
-            (":authority", remote.authority.as_str()),
-            ("accept", "application/json"),
-        ];
-        // Through the SDK: its dispatcher must record the token to route the answer back (it
-        // panics on statuses other than Ok, BadArgument and InternalFailure; hosts answer a
-        // refused call with those two).
-        Some(
-            self.dispatch_http_call(&remote.upstream, headers, None, vec![], timeout)
-                .map_err(host_error),
-        )
+        Some(send_fetch(self, remote))
     }
 
     /// Runs paused requests again: all of them when keys arrived, else those whose wait is over
@@ -191,6 +189,9 @@ impl JwtRbacRoot {
         let Some(shared) = &self.shared else {
             return;
         };
+        if !self.host.switches_context() {
+            return;
+        }
         let Some(settings) = &shared.settings else {
             return;
         };
@@ -285,8 +286,24 @@ fn callout_answer(headers: usize, body_size: usize, max: usize) -> (Option<Vec<u
     (status, body)
 }
 
+/// Sends the fetch of one remote document through the SDK: its dispatcher must record the
+/// token to route the answer back to the context that called (it panics on statuses other than
+/// Ok, BadArgument and InternalFailure; hosts answer a refused call with those two).
+fn send_fetch<C: Context + ?Sized>(context: &C, remote: &RemoteJwks) -> Result<u32, HostError> {
+    let headers = vec![
+        (":method", "GET"),
+        (":path", remote.path.as_str()),
+        (":authority", remote.authority.as_str()),
+        ("accept", "application/json"),
+    ];
+    let timeout = Duration::from_millis(remote.timeout_ms);
+    context
+        .dispatch_http_call(&remote.upstream, headers, None, vec![], timeout)
+        .map_err(host_error)
+}
+
 /// Handles a fetch answer for a document of kind `S` (a provider's JWKS or revocation list):
-/// `None` if `token` is not one of its fetches, else whether a usable document arrived.
+/// `None` if `token` is not one of the root's fetches, else whether a usable document arrived.
 fn fetch_answer<S: Tracked>(
     states: &RefCell<Vec<S>>,
     settings: &Settings,
@@ -295,17 +312,36 @@ fn fetch_answer<S: Tracked>(
     headers: usize,
     body_size: usize,
 ) -> Option<bool> {
-    let mut states = states.borrow_mut();
     let index = states
+        .borrow_mut()
         .iter_mut()
         .position(|s| *s.schedule().in_flight == Some(token))?;
+    Some(apply_answer(
+        states, settings, metrics, index, token, headers, body_size,
+    ))
+}
+
+/// Applies the answer to the fetch `token` of provider `index`'s document `S`: installs and
+/// shares a usable document, or backs off. True if a usable document arrived.
+fn apply_answer<S: Tracked>(
+    states: &RefCell<Vec<S>>,
+    settings: &Settings,
+    metrics: &Metrics,
+    index: usize,
+    token: u32,
+    headers: usize,
+    body_size: usize,
+) -> bool {
+    let mut states = states.borrow_mut();
     let (Some(state), Some(provider)) = (states.get_mut(index), settings.providers.get(index))
     else {
-        return Some(false);
+        return false;
     };
-    *state.schedule().in_flight = None;
+    if *state.schedule().in_flight == Some(token) {
+        *state.schedule().in_flight = None;
+    }
     let Some(remote) = S::remote(provider) else {
-        return Some(false);
+        return false;
     };
     let host = ProxyWasmHost;
     let now = now_secs();
@@ -328,7 +364,7 @@ fn fetch_answer<S: Tracked>(
                 *state.schedule().backoff
             ),
         );
-        return Some(false);
+        return false;
     };
     for skipped in skipped {
         host.log(
@@ -356,7 +392,7 @@ fn fetch_answer<S: Tracked>(
             }
         ),
     );
-    Some(true)
+    true
 }
 
 impl RootContext for JwtRbacRoot {
@@ -365,7 +401,11 @@ impl RootContext for JwtRbacRoot {
         let Some(settings) = host.compiled_configuration("jwt-rbac", Settings::from_json) else {
             return false;
         };
-        let crypto = host_crypto::EnvoyVerifySignature::detect(settings.crypto == CryptoMode::Auto);
+        self.host = host.host_kind();
+        // Kong's engine traps on any foreign function call: never probe for one there.
+        let crypto = host_crypto::EnvoyVerifySignature::detect(
+            settings.crypto == CryptoMode::Auto && self.host.has_foreign_functions(),
+        );
         if let Err(err) = host_crypto::check_host_only(&settings, crypto.is_some()) {
             host.log(
                 LogLevel::Error,
@@ -375,6 +415,19 @@ impl RootContext for JwtRbacRoot {
         }
         for line in host_crypto::describe(&settings, crypto.is_some()) {
             host.log(LogLevel::Info, &line);
+        }
+        if !self.host.removes_request_headers() {
+            for provider in settings.providers.iter().filter(|p| !p.forward) {
+                host.log(
+                    LogLevel::Warn,
+                    &format!(
+                        "jwt-rbac: provider {}: forward is false, but on this host (kong) the \
+                         upstream still gets the client's credential: the engine cannot remove a \
+                         request header",
+                        provider.name
+                    ),
+                );
+            }
         }
         let any_remote = settings
             .providers
@@ -393,9 +446,12 @@ impl RootContext for JwtRbacRoot {
                 RevocationState::default();
                 settings.providers.len()
             ])),
+            stream_fetches: Rc::new(RefCell::new(Vec::new())),
+            host: self.host,
             settings: Some(Rc::new(settings)),
         });
         if any_remote {
+            // Ticks adopt what other workers fetched; only on Envoy do they fetch too.
             if let Err(status) = abi::set_tick_period_millis(1000) {
                 host.log(
                     LogLevel::Error,
@@ -422,9 +478,14 @@ impl RootContext for JwtRbacRoot {
             remote: Rc::new(RefCell::new(Vec::new())),
             revocations: Rc::new(RefCell::new(Vec::new())),
             waiting: Rc::new(RefCell::new(Vec::new())),
+            stream_fetches: Rc::new(RefCell::new(Vec::new())),
+            host: self.host,
         });
         Some(Box::new(JwtRbacFilter {
-            stream: Stream::new(shared, context_id),
+            stream: Stream::new(shared.clone(), context_id),
+            shared,
+            context_id,
+            fetches: Vec::new(),
         }))
     }
 
@@ -436,12 +497,154 @@ impl RootContext for JwtRbacRoot {
 /// One HTTP stream.
 struct JwtRbacFilter {
     stream: Stream,
+    shared: Shared,
+    context_id: u32,
+    /// This stream's own fetches in flight (hosts whose root cannot wake it: Kong).
+    fetches: Vec<StreamFetch>,
 }
 
-impl Context for JwtRbacFilter {}
+/// A fetch a stream sent for itself.
+#[derive(Debug, Clone, Copy)]
+struct StreamFetch {
+    token: u32,
+    provider: usize,
+    doc: Doc,
+}
+
+impl JwtRbacFilter {
+    /// On a host whose root cannot wake a stream (Kong), a request that needs a remote document
+    /// fetches it itself, in its own request phase (the only place such a host lets it), and
+    /// waits for that answer: the first keys of a provider (up to [`MAX_STREAM_FETCHES`] at once
+    /// per VM), or a due refresh (one per gateway, under the shared lease). True if it sent one.
+    fn start_fetches(&mut self) -> bool {
+        let Some(settings) = self.shared.settings.clone() else {
+            return false;
+        };
+        if !settings
+            .providers
+            .iter()
+            .any(|p| p.remote.is_some() || p.revocations.is_some())
+        {
+            return false;
+        }
+        let now = now_secs();
+        self.start::<RemoteState>(&self.shared.remote.clone(), &settings, now);
+        self.start::<RevocationState>(&self.shared.revocations.clone(), &settings, now);
+        !self.fetches.is_empty()
+    }
+
+    fn start<S: Tracked>(&mut self, states: &RefCell<Vec<S>>, settings: &Settings, now: i64) {
+        let host = ProxyWasmHost;
+        for (index, provider) in settings.providers.iter().enumerate() {
+            let Some(remote) = S::remote(provider) else {
+                continue;
+            };
+            {
+                let mut states = states.borrow_mut();
+                let Some(state) = states.get_mut(index) else {
+                    continue;
+                };
+                if state.blocks() {
+                    // Another worker may have fetched it since the last tick.
+                    if state.adopt(&host, &provider.name) || now < *state.schedule().not_before {
+                        continue;
+                    }
+                    let hold = i64::try_from(remote.timeout_ms / 1000).unwrap_or(60) + 1;
+                    let mut open = self.shared.stream_fetches.borrow_mut();
+                    open.retain(|started| now < started.saturating_add(hold));
+                    if open.len() >= MAX_STREAM_FETCHES {
+                        continue;
+                    }
+                    open.push(now);
+                } else {
+                    let hold = i64::try_from(remote.timeout_ms / 1000).unwrap_or(60) + 1;
+                    if !state.due(remote, now)
+                        || !remote::take_lease(&host, S::DOC, &provider.name, now, now + hold)
+                    {
+                        continue;
+                    }
+                }
+            }
+            let sent = send_fetch(self, remote);
+            let mut states = states.borrow_mut();
+            let Some(state) = states.get_mut(index) else {
+                continue;
+            };
+            state.started(now);
+            match sent {
+                Ok(token) => self.fetches.push(StreamFetch {
+                    token,
+                    provider: index,
+                    doc: S::DOC,
+                }),
+                Err(status) => {
+                    state.failed(&host, remote, &provider.name, now);
+                    self.shared.metrics.add(&host, S::FAILED, 1);
+                    host.log(
+                        LogLevel::Warn,
+                        &format!(
+                            "jwt-rbac: provider {}: cannot call {} for the {} ({status:?}); retry in {} s",
+                            provider.name,
+                            remote.upstream,
+                            S::NAME,
+                            *state.schedule().backoff
+                        ),
+                    );
+                }
+            }
+        }
+    }
+}
+
+impl Context for JwtRbacFilter {
+    fn on_http_call_response(&mut self, token: u32, headers: usize, body_size: usize, _: usize) {
+        let Some(at) = self.fetches.iter().position(|f| f.token == token) else {
+            return;
+        };
+        let fetch = self.fetches.swap_remove(at);
+        if let Some(settings) = self.shared.settings.clone() {
+            let metrics = &self.shared.metrics;
+            match fetch.doc {
+                Doc::Jwks => {
+                    apply_answer(
+                        &self.shared.remote,
+                        &settings,
+                        metrics,
+                        fetch.provider,
+                        token,
+                        headers,
+                        body_size,
+                    );
+                }
+                Doc::Revocations => {
+                    apply_answer(
+                        &self.shared.revocations,
+                        &settings,
+                        metrics,
+                        fetch.provider,
+                        token,
+                        headers,
+                        body_size,
+                    );
+                }
+            }
+        }
+        if !self.fetches.is_empty() {
+            return;
+        }
+        // Every answer is in: decide now, never wait again (503 if there are still no keys).
+        let mut stream = Stream::after_wait(self.shared.clone(), self.context_id, true);
+        if stream.on_request_headers(&ProxyWasmHost) == Flow::Continue {
+            let _ = abi::resume_request();
+        }
+    }
+}
 
 impl HttpContext for JwtRbacFilter {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        if !self.shared.host.dispatches_from_root() && self.start_fetches() {
+            return Action::Pause;
+        }
         match self.stream.on_request_headers(&ProxyWasmHost) {
             Flow::Continue => Action::Continue,
             Flow::Stop => Action::Pause,

@@ -50,13 +50,17 @@ pub enum Reason {
     NoRule,
     /// A remote-JWKS provider has no keys yet (first fetch pending or failing).
     JwksUnavailable,
+    /// The client sent a header the plugin injects as trusted (identity, roles, verification
+    /// status) on a host that cannot remove it before the upstream (Kong's engine): refused
+    /// rather than passed on.
+    SpoofedIdentityHeader,
     /// The plugin has no valid configuration or could not read the request (fails closed).
     Internal,
 }
 
 impl Reason {
     /// Every reason, for metric definition.
-    pub const ALL: [Reason; 24] = [
+    pub const ALL: [Reason; 25] = [
         Reason::TokenMissing,
         Reason::TokenMalformed,
         Reason::TokenTooLarge,
@@ -80,6 +84,7 @@ impl Reason {
         Reason::InsufficientScope,
         Reason::NoRule,
         Reason::JwksUnavailable,
+        Reason::SpoofedIdentityHeader,
         Reason::Internal,
     ];
 
@@ -109,6 +114,7 @@ impl Reason {
             Reason::InsufficientScope => "insufficient_scope",
             Reason::NoRule => "no_rule",
             Reason::JwksUnavailable => "jwks_unavailable",
+            Reason::SpoofedIdentityHeader => "spoofed_identity_header",
             Reason::Internal => "internal_error",
         }
     }
@@ -119,6 +125,7 @@ impl Reason {
             Reason::InsufficientRole | Reason::InsufficientScope | Reason::NoRule => 403,
             Reason::Internal => 500,
             Reason::JwksUnavailable => 503,
+            Reason::SpoofedIdentityHeader => 400,
             _ => 401,
         }
     }
@@ -131,6 +138,7 @@ impl Reason {
             Reason::NoRule => "access_denied",
             Reason::Internal => "internal_error",
             Reason::JwksUnavailable => "temporarily_unavailable",
+            Reason::SpoofedIdentityHeader => "invalid_request",
             _ => "invalid_token",
         }
     }

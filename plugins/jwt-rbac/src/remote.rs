@@ -243,6 +243,9 @@ impl Tracked for RemoteState {
                         .last_attempt
                         .saturating_add(remote.unknown_kid_refresh_seconds))
     }
+    fn blocks(&self) -> bool {
+        self.keys.is_empty()
+    }
     fn started(&mut self, now: i64) {
         self.last_attempt = now;
         self.kid_miss = false;
@@ -305,6 +308,10 @@ pub trait Tracked {
     fn remote(provider: &Provider) -> Option<&RemoteJwks>;
     /// True if this worker should try to fetch now.
     fn due(&self, remote: &RemoteJwks, now: i64) -> bool;
+    /// True while requests cannot be decided without it (a JWKS with no keys yet).
+    fn blocks(&self) -> bool {
+        false
+    }
     /// A fetch was attempted at `now` (sent or refused by the host).
     fn started(&mut self, _now: i64) {}
     /// A body, if usable.

@@ -16,6 +16,7 @@ use crate::revocation::RevocationState;
 use crate::validate::Verified;
 use crate::verify::HostCrypto;
 use gateway_core::headers::HeaderEdits;
+use gateway_core::host_kind::HostKind;
 use gateway_core::ports::{
     Clock, HeaderMapKind, HeaderPort, LocalReplyPort, LogLevel, LogPort, MetricsPort, PropertyPort,
     SharedDataPort,
@@ -58,8 +59,13 @@ pub struct Shared {
     pub remote: Rc<RefCell<Vec<RemoteState>>>,
     /// Remote revocation lists, one entry per provider (unused without `remote_revocations`).
     pub revocations: Rc<RefCell<Vec<RevocationState>>>,
-    /// Requests paused until a remote JWKS has keys: `(context id, since)`.
+    /// Requests paused until a remote JWKS has keys: `(context id, since)` (Envoy only: on
+    /// Kong a request waits for its own fetch, see `lib.rs`).
     pub waiting: Rc<RefCell<Vec<(u32, i64)>>>,
+    /// Start times of the first fetches streams of this VM sent for themselves (Kong).
+    pub stream_fetches: Rc<RefCell<Vec<i64>>>,
+    /// The host, decided once in `on_configure`.
+    pub host: HostKind,
 }
 
 /// Most requests one VM keeps paused while waiting for a first JWKS; more get 503 at once.
@@ -79,12 +85,14 @@ pub struct Stream {
 }
 
 impl Stream {
-    /// A stream of a VM; `context_id` is what the root resumes it by after a wait.
+    /// A stream of a VM; `context_id` is what the root resumes it by after a wait. Only where
+    /// the root can act for a stream (Envoy) does a request wait for keys another fetch brings.
     pub fn new(shared: Shared, context_id: u32) -> Self {
+        let may_wait = shared.host.switches_context();
         Self {
             shared,
             context_id,
-            may_wait: true,
+            may_wait,
         }
     }
 
@@ -124,6 +132,17 @@ impl Stream {
         self.shared
             .metrics
             .add(host, Metric::SpoofedHeadersRemoved, stripped.lines);
+        if stripped.lines > 0 && !self.shared.host.removes_request_headers() {
+            // The host would still forward the client's copy beside the one injected here.
+            host.log(
+                LogLevel::Debug,
+                &format!(
+                    "jwt-rbac: refused a request carrying {}: this host cannot remove a client's header",
+                    stripped.names.join(", ")
+                ),
+            );
+            return self.deny(host, &settings.realm, Reason::SpoofedIdentityHeader);
+        }
 
         let method = request.first(":method").unwrap_or_default().to_vec();
         let path = request.first(":path").unwrap_or_default().to_vec();

@@ -65,6 +65,8 @@ impl Vm {
                 remote: Rc::new(RefCell::new(Vec::new())),
                 revocations: Rc::new(RefCell::new(Vec::new())),
                 waiting: Rc::new(RefCell::new(Vec::new())),
+                stream_fetches: Rc::new(RefCell::new(Vec::new())),
+                host: gateway_core::host_kind::HostKind::Envoy,
                 settings: Some(Rc::new(settings)),
             },
         }
@@ -396,6 +398,8 @@ fn no_configuration_fails_closed() {
         remote: Rc::new(RefCell::new(Vec::new())),
         revocations: Rc::new(RefCell::new(Vec::new())),
         waiting: Rc::new(RefCell::new(Vec::new())),
+        stream_fetches: Rc::new(RefCell::new(Vec::new())),
+        host: gateway_core::host_kind::HostKind::Envoy,
     };
     assert_eq!(Stream::new(shared, 1).on_request_headers(&host), Flow::Stop);
     assert_eq!(reply(&host).0, 500);
@@ -491,4 +495,26 @@ fn api_keys_as_a_second_credential() {
     assert_eq!(vm.run(&host), Flow::Continue);
     assert_eq!(host.values(Request, "x-auth-method"), ["jwt"]);
     assert!(host.values(Request, "x-api-key-id").is_empty());
+}
+
+#[test]
+fn on_kong_a_spoofed_identity_header_is_refused_on_every_path() {
+    // Kong's engine cannot remove a client's header before the upstream: refuse instead.
+    for path in ["/health", "/orders/1"] {
+        for (name, value) in SPOOFED {
+            let host = request("GET", path, &[(name, value)]);
+            let mut vm = Vm::new(&config(), &host);
+            vm.shared.host = gateway_core::host_kind::HostKind::Kong;
+            assert_eq!(vm.run(&host), Flow::Stop, "{path} {name}");
+            let (status, challenge, body) = reply(&host);
+            assert_eq!(status, 400, "{path} {name}");
+            assert_eq!(body["reason"], "spoofed_identity_header");
+            assert_eq!(body["error"], "invalid_request");
+            assert!(challenge.is_empty(), "no challenge for a 400: {challenge}");
+        }
+    }
+    let host = request("GET", "/health", &[]);
+    let mut vm = Vm::new(&config(), &host);
+    vm.shared.host = gateway_core::host_kind::HostKind::Kong;
+    assert_eq!(vm.run(&host), Flow::Continue, "a clean request passes");
 }

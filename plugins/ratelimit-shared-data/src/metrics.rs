@@ -28,7 +28,9 @@ pub enum Metric {
     Refunds,
     /// Refunds that could not be written.
     RefundFailures,
-    /// Gauge: slots ever claimed (never decreases: Envoy never deletes a key).
+    /// Slots ever claimed, summed over every VM: a counter (it never decreases, since Envoy never
+    /// deletes a key), so that each VM adds its own claims (Kong's engine increments counters
+    /// only; incrementing a gauge traps).
     SlotsInUse,
     /// Rules whose key lacked a part (header absent, no client address).
     KeyMissing,
@@ -50,10 +52,6 @@ impl MetricKind for Metric {
         Metric::SlotsInUse,
         Metric::KeyMissing,
     ];
-
-    fn is_gauge(self) -> bool {
-        self == Metric::SlotsInUse
-    }
 
     fn name(self) -> &'static str {
         match self {
