@@ -98,8 +98,12 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ConfigError> {
             path
         };
         if inner.is_syntax() || inner.is_eof() {
-            return ConfigError::new(field, ConfigErrorKind::Syntax(message));
+            return ConfigError::new(
+                field,
+                ConfigErrorKind::Syntax(syntax_message(text, &inner.to_string())),
+            );
         }
+        let message = plain_types(&message);
         // serde_path_to_error already ends the path with an unknown field's name; make sure.
         let field = match unknown_field_name(&message) {
             Some(name) if field == "config" => name.to_owned(),
@@ -111,10 +115,74 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ConfigError> {
     de.end().map_err(|err| {
         ConfigError::new(
             "config",
-            ConfigErrorKind::Syntax(strip_position(&err.to_string())),
+            ConfigErrorKind::Syntax(syntax_message(text, &err.to_string())),
         )
     })?;
     Ok(value)
+}
+
+/// A JSON syntax error as an operator can act on it: serde's message with its line and column
+/// (`expected value at line 1 column 1`), and a hint when the text is YAML or another format
+/// pasted where the gateway passes the configuration through as JSON text.
+pub fn syntax_message(text: &[u8], serde_message: &str) -> String {
+    let first = text.iter().find(|b| !b.is_ascii_whitespace()).copied();
+    let hint = match first {
+        Some(b'{') | Some(b'[') | None => "",
+        Some(b'-') | Some(b'#') => {
+            "; the configuration must be JSON, and this looks like YAML: give the same \
+             settings as one JSON object"
+        }
+        Some(b) if b.is_ascii_alphabetic() => {
+            "; the configuration must be one JSON object (`{...}`); this looks like YAML or \
+             plain text: give the same settings as JSON"
+        }
+        Some(_) => "; the configuration must be one JSON object (`{...}`)",
+    };
+    format!("{serde_message}{hint}")
+}
+
+/// serde's type names (`u32`, `i64`, `f64`) in words an operator reads, and a hint for a number
+/// or a boolean given as a string (`"10"` for `10`).
+pub fn plain_types(message: &str) -> String {
+    const WORDS: [(&str, &str); 12] = [
+        ("expected u8", "expected a whole number from 0 to 255"),
+        ("expected u16", "expected a whole number from 0 to 65535"),
+        (
+            "expected u32",
+            "expected a whole number from 0 to 4294967295",
+        ),
+        ("expected u64", "expected a whole number, 0 or more"),
+        ("expected usize", "expected a whole number, 0 or more"),
+        ("expected i32", "expected a whole number"),
+        ("expected i64", "expected a whole number"),
+        ("expected f32", "expected a number"),
+        ("expected f64", "expected a number"),
+        ("expected a boolean", "expected true or false"),
+        ("expected a string", "expected a string"),
+        ("expected a sequence", "expected an array"),
+    ];
+    let mut out = message.to_owned();
+    for (from, to) in WORDS {
+        if out.ends_with(from) {
+            out.truncate(out.len() - from.len());
+            out.push_str(to);
+            break;
+        }
+    }
+    // `invalid type: string "10", expected a whole number ...`: say how to write it.
+    if let Some(rest) = out.strip_prefix("invalid type: string \"") {
+        if let Some((quoted, _)) = rest.split_once('"') {
+            let number = quoted.parse::<f64>().is_ok();
+            let boolean = quoted == "true" || quoted == "false";
+            let wants_number =
+                out.contains("expected a whole number") || out.contains("expected a number");
+            let wants_bool = out.contains("expected true or false");
+            if (number && wants_number) || (boolean && wants_bool) {
+                out.push_str(&format!(" (write {quoted} without quotes)"));
+            }
+        }
+    }
+    out
 }
 
 fn strip_position(message: &str) -> String {
@@ -181,6 +249,39 @@ mod tests {
         assert!(matches!(err.kind, ConfigErrorKind::Syntax(_)));
         let err = parse_json::<Root>(b"{} x").unwrap_err();
         assert!(matches!(err.kind, ConfigErrorKind::Syntax(_)));
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Limit {
+        #[allow(dead_code)]
+        capacity: u32,
+    }
+
+    #[test]
+    fn yaml_is_refused_with_its_position_and_a_hint() {
+        let err = parse_json::<Root>(b"rules:\n  - name: a\n").unwrap_err();
+        let text = err.to_string();
+        assert!(matches!(err.kind, ConfigErrorKind::Syntax(_)));
+        assert!(text.contains("line 1 column 1"), "{text}");
+        assert!(text.contains("must be one JSON object"), "{text}");
+        let err = parse_json::<Root>(b"---\nrules: []\n").unwrap_err();
+        assert!(err.to_string().contains("looks like YAML"), "{err}");
+        let err = parse_json::<Root>(b"{\"rules\": [,]}").unwrap_err();
+        assert!(err.to_string().contains("line 1 column"), "{err}");
+    }
+
+    #[test]
+    fn a_number_in_quotes_is_named_in_words_with_a_hint() {
+        let err = parse_json::<Limit>(br#"{"capacity": "10"}"#).unwrap_err();
+        assert_eq!(err.field, "capacity");
+        assert_eq!(
+            err.to_string(),
+            "capacity: invalid type: string \"10\", expected a whole number from 0 to 4294967295 \
+             (write 10 without quotes)"
+        );
+        let err = parse_json::<Limit>(br#"{"capacity": -1}"#).unwrap_err();
+        assert!(err.to_string().contains("from 0 to 4294967295"), "{err}");
     }
 
     #[test]

@@ -47,12 +47,10 @@ pub fn parse(bytes: &[u8]) -> Result<Value, ConfigError> {
         ));
     }
     parsed.map_err(|err| {
-        let message = err.to_string();
-        let message = match message.rfind(" at line ") {
-            Some(at) => message[..at].to_owned(),
-            None => message,
-        };
-        ConfigError::new("config", ConfigErrorKind::Syntax(message))
+        ConfigError::new(
+            "config",
+            ConfigErrorKind::Syntax(crate::error::syntax_message(bytes, &err.to_string())),
+        )
     })
 }
 
@@ -155,10 +153,20 @@ fn kind(value: &Value) -> &'static str {
 }
 
 /// `path: expected <expected>, found <what value is>`.
+/// A number or boolean given as a string gets a hint: `found a string (write 10 without quotes)`.
 pub fn wrong_type(path: &str, value: &Value, expected: &str) -> ConfigError {
+    let hint = match value {
+        Value::String(text)
+            if (expected.contains("number") && text.trim().parse::<f64>().is_ok())
+                || (expected.contains("boolean") && (text == "true" || text == "false")) =>
+        {
+            format!(" (write {text} without quotes)")
+        }
+        _ => String::new(),
+    };
     ConfigError::new(
         path,
-        ConfigErrorKind::Schema(format!("expected {expected}, found {}", kind(value))),
+        ConfigErrorKind::Schema(format!("expected {expected}, found {}{hint}", kind(value))),
     )
 }
 
@@ -492,13 +500,20 @@ mod tests {
     }
 
     #[test]
-    fn parse_syntax_errors_name_config_without_position() {
+    fn parse_syntax_errors_name_config_and_the_position() {
         for text in [&b"{"[..], b"{} x", br#"{"a": 1,}"#, b"\xff"] {
             let err = parse(text).unwrap_err();
             assert!(matches!(err.kind, ConfigErrorKind::Syntax(_)), "{err}");
             assert_eq!(err.field, "config");
-            assert!(!err.to_string().contains("line"), "{err}");
+            assert!(err.to_string().contains(" at line 1 column "), "{err}");
         }
+        let err = parse(b"providers:\n  sso: {}\n").unwrap_err();
+        assert!(err.to_string().contains("looks like YAML"), "{err}");
+        let err = as_u64(&json!("10"), "capacity").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "capacity: expected a whole number, 0 or more, found a string (write 10 without quotes)"
+        );
         assert_eq!(parse(b"").unwrap(), json!({}));
         assert_eq!(parse(b" \n\t").unwrap(), json!({}));
     }
