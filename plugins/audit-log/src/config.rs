@@ -397,44 +397,48 @@ impl TryFrom<Config> for Settings {
                 ));
             }
         }
-        if (c.bodies.request || c.bodies.response) && c.bodies.max_bytes == 0 {
+        // Every value is checked, in a section switched off too: switching it on later must not
+        // be the moment a typo or an impossible value is found.
+        if c.bodies.max_bytes == 0 {
             return Err(ConfigError::invalid(
                 "bodies.max_bytes",
                 "must be greater than 0",
             ));
         }
         let e = &c.export;
-        if e.enabled || c.role != Role::Worker {
-            if e.queue.is_empty() && c.role != Role::Local {
-                return Err(ConfigError::invalid("export.queue", "must not be empty"));
-            }
-            if c.role != Role::Worker {
-                if e.upstream.is_empty() {
-                    return Err(ConfigError::invalid("export.upstream", "must not be empty"));
-                }
-                if !e.path.starts_with('/') {
-                    return Err(ConfigError::invalid("export.path", "must start with /"));
-                }
-            }
-            positive(e.batch_max_records as u64, "export.batch_max_records")?;
-            positive(e.batch_max_bytes as u64, "export.batch_max_bytes")?;
-            positive(e.buffer_max_records as u64, "export.buffer_max_records")?;
-            positive(e.buffer_max_bytes as u64, "export.buffer_max_bytes")?;
-            positive(e.timeout_ms, "export.timeout_ms")?;
-            positive(e.retry_initial_ms, "export.retry_initial_ms")?;
-            positive(e.tick_ms, "export.tick_ms")?;
-            if e.retry_max_ms < e.retry_initial_ms {
-                return Err(ConfigError::invalid(
-                    "export.retry_max_ms",
-                    "must be at least export.retry_initial_ms",
-                ));
-            }
-            if e.buffer_max_records < e.batch_max_records {
-                return Err(ConfigError::invalid(
-                    "export.buffer_max_records",
-                    "must be at least export.batch_max_records",
-                ));
-            }
+        if (e.enabled || c.role != Role::Worker) && e.queue.is_empty() && c.role != Role::Local {
+            return Err(ConfigError::invalid("export.queue", "must not be empty"));
+        }
+        if (e.enabled || c.role == Role::Exporter)
+            && c.role != Role::Worker
+            && e.upstream.is_empty()
+        {
+            return Err(ConfigError::invalid("export.upstream", "must not be empty"));
+        }
+        if let Some(hint) = gateway_core::headers::url_shaped_upstream(&e.upstream) {
+            return Err(ConfigError::invalid("export.upstream", hint));
+        }
+        if !e.path.starts_with('/') {
+            return Err(ConfigError::invalid("export.path", "must start with /"));
+        }
+        positive(e.batch_max_records as u64, "export.batch_max_records")?;
+        positive(e.batch_max_bytes as u64, "export.batch_max_bytes")?;
+        positive(e.buffer_max_records as u64, "export.buffer_max_records")?;
+        positive(e.buffer_max_bytes as u64, "export.buffer_max_bytes")?;
+        positive(e.timeout_ms, "export.timeout_ms")?;
+        positive(e.retry_initial_ms, "export.retry_initial_ms")?;
+        positive(e.tick_ms, "export.tick_ms")?;
+        if e.retry_max_ms < e.retry_initial_ms {
+            return Err(ConfigError::invalid(
+                "export.retry_max_ms",
+                "must be at least export.retry_initial_ms",
+            ));
+        }
+        if e.buffer_max_records < e.batch_max_records {
+            return Err(ConfigError::invalid(
+                "export.buffer_max_records",
+                "must be at least export.batch_max_records",
+            ));
         }
         Ok(Self {
             role: c.role,
@@ -461,6 +465,25 @@ mod tests {
         match Settings::from_json(json.as_bytes()) {
             Ok(_) => String::from("accepted"),
             Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn a_switched_off_section_is_checked_too() {
+        for (json, field) in [
+            (r#"{"bodies": {"max_bytes": 0}}"#, "bodies.max_bytes"),
+            (
+                r#"{"export": {"enabled": false, "batch_max_records": 10, "buffer_max_records": 5}}"#,
+                "export.buffer_max_records",
+            ),
+            (r#"{"export": {"path": "v1/audit"}}"#, "export.path"),
+            (
+                r#"{"role": "local", "export": {"enabled": true, "upstream": "http://collector:8082/v1"}}"#,
+                "export.upstream",
+            ),
+        ] {
+            let e = err(json);
+            assert!(e.starts_with(&format!("{field}: ")), "{json}: {e}");
         }
     }
 

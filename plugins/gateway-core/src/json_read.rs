@@ -145,6 +145,7 @@ fn kind(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
+        Value::Number(n) if n.as_f64().is_some_and(|f| f < 0.0) => "a negative number",
         Value::Number(_) => "a number",
         Value::String(_) => "a string",
         Value::Array(_) => "an array",
@@ -199,7 +200,7 @@ pub fn as_array<'a>(value: &'a Value, path: &str) -> Result<&'a [Value], ConfigE
 pub fn as_u64(value: &Value, path: &str) -> Result<u64, ConfigError> {
     value
         .as_u64()
-        .ok_or_else(|| wrong_type(path, value, "a whole number, 0 or more"))
+        .ok_or_else(|| wrong_type(path, value, "a whole number"))
 }
 
 /// A whole number that fits this platform's `usize` (32 bits in wasm).
@@ -512,7 +513,7 @@ mod tests {
         let err = as_u64(&json!("10"), "capacity").unwrap_err();
         assert_eq!(
             err.to_string(),
-            "capacity: expected a whole number, 0 or more, found a string (write 10 without quotes)"
+            "capacity: expected a whole number, found a string (write 10 without quotes)"
         );
         assert_eq!(parse(b"").unwrap(), json!({}));
         assert_eq!(parse(b" \n\t").unwrap(), json!({}));

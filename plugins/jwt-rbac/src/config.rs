@@ -174,19 +174,24 @@ pub struct RemoteJwksConfig {
     pub authority: Option<String>,
     /// Refresh period, seconds. Default 300.
     #[serde(default = "default_refresh")]
+    #[cfg_attr(feature = "schema", schemars(range(min = 1, max = 86400)))]
     pub refresh_seconds: u64,
     /// Least time between refreshes triggered by unknown `kid`s, seconds. Default 30.
     #[serde(default = "default_kid_refresh")]
+    #[cfg_attr(feature = "schema", schemars(range(min = 0, max = 86400)))]
     pub unknown_kid_refresh_seconds: u64,
     /// Timeout of one fetch, milliseconds. Default 5000.
     #[serde(default = "default_timeout")]
+    #[cfg_attr(feature = "schema", schemars(range(min = 1, max = 60000)))]
     pub timeout_ms: u64,
     /// Longest retry backoff after failures, seconds. Default 300.
     #[serde(default = "default_refresh")]
+    #[cfg_attr(feature = "schema", schemars(range(min = 1, max = 86400)))]
     pub max_backoff_seconds: u64,
     /// How long a request waits for the first keys before `503 jwks_unavailable`, seconds
     /// (whole seconds, checked on a 1 s tick). Default 3; 0 answers at once.
     #[serde(default = "default_max_wait")]
+    #[cfg_attr(feature = "schema", schemars(range(min = 0, max = 60)))]
     pub max_wait_seconds: u64,
 }
 
@@ -205,12 +210,15 @@ pub struct RemoteRevocationsConfig {
     pub authority: Option<String>,
     /// Refresh period, seconds. Default 60.
     #[serde(default = "default_revocations_refresh")]
+    #[cfg_attr(feature = "schema", schemars(range(min = 1, max = 86400)))]
     pub refresh_seconds: u64,
     /// Timeout of one fetch, milliseconds. Default 5000.
     #[serde(default = "default_timeout")]
+    #[cfg_attr(feature = "schema", schemars(range(min = 1, max = 60000)))]
     pub timeout_ms: u64,
     /// Longest retry backoff after failures, seconds. Default 300.
     #[serde(default = "default_refresh")]
+    #[cfg_attr(feature = "schema", schemars(range(min = 1, max = 86400)))]
     pub max_backoff_seconds: u64,
 }
 
@@ -757,6 +765,9 @@ fn compile_remote(
     r: &RemoteJwksConfig,
     field: &str,
 ) -> Result<crate::remote::RemoteJwks, ConfigError> {
+    if let Some(hint) = gateway_core::headers::url_shaped_upstream(&r.upstream) {
+        return Err(ConfigError::invalid(join(field, "upstream"), hint));
+    }
     if r.upstream.is_empty() || r.upstream.bytes().any(|b| b.is_ascii_whitespace()) {
         return Err(ConfigError::invalid(
             join(field, "upstream"),
@@ -1109,6 +1120,14 @@ mod tests {
                     json!({"upstream": "r", "refresh_seconds": 0}),
                 ),
                 "providers.main.remote_revocations.refresh_seconds",
+            ),
+            (
+                with(
+                    base(),
+                    &["providers", "main", "remote_revocations"],
+                    json!({"upstream": "https://idp.example.com/revoked.json"}),
+                ),
+                "providers.main.remote_revocations.upstream",
             ),
             (json!({"providers": {}}), "providers"),
         ];

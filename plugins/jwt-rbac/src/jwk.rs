@@ -78,6 +78,15 @@ pub fn parse_jwks(jwks: &Value, field: &str) -> Result<Vec<Key>, ConfigError> {
     let parsed;
     let jwks = match jwks {
         Value::String(text) => {
+            let trimmed = text.trim_start();
+            if trimmed.starts_with("http://") || trimmed.starts_with("https://") {
+                return Err(ConfigError::invalid(
+                    field,
+                    "a url: this field holds the jwks document itself; to fetch it from a url, \
+                     use remote_jwks with upstream (the gateway cluster, or host:port on kong), \
+                     authority and path instead",
+                ));
+            }
             parsed = serde_json::from_str::<Value>(text)
                 .map_err(|e| ConfigError::invalid(field, format!("not a jwks json: {e}")))?;
             &parsed
@@ -101,6 +110,22 @@ pub fn parse_jwks(jwks: &Value, field: &str) -> Result<Vec<Key>, ConfigError> {
         .enumerate()
         .map(|(i, jwk)| parse_jwk(jwk, &format!("{field}.keys[{i}]")))
         .collect()
+}
+
+#[cfg(test)]
+mod url_hint_tests {
+    use super::*;
+
+    #[test]
+    fn a_url_in_jwks_points_to_remote_jwks() {
+        let err = parse_jwks(
+            &Value::String("https://sso.example.com/.well-known/jwks.json".into()),
+            "providers.sso.jwks",
+        )
+        .unwrap_err();
+        assert_eq!(err.field, "providers.sso.jwks");
+        assert!(err.to_string().contains("use remote_jwks"), "{err}");
+    }
 }
 
 /// Parses a fetched JWKS, keeping the keys this plugin can verify with and skipping the rest:

@@ -142,18 +142,7 @@ impl JwtRbacRoot {
                 }
                 Some(Err(status)) => {
                     state.started(now);
-                    state.failed(&host, remote, &provider.name, now);
-                    metrics.add(&host, S::FAILED, 1);
-                    host.log(
-                        LogLevel::Warn,
-                        &format!(
-                            "jwt-rbac: provider {}: cannot call {} for the {} ({status:?}); retry in {} s",
-                            provider.name,
-                            remote.upstream,
-                            S::NAME,
-                            *state.schedule().backoff
-                        ),
-                    );
+                    refused_fetch(state, metrics, &provider.name, remote, status, now);
                 }
                 None => {}
             }
@@ -284,6 +273,46 @@ fn callout_answer(headers: usize, body_size: usize, max: usize) -> (Option<Vec<u
         Vec::new()
     };
     (status, body)
+}
+
+/// The host refused to send a fetch: back off, count it, and say which field to fix. Envoy
+/// refuses a call to a cluster it does not have (`BadArgument`), Kong one to a target that is
+/// not `host:port`: that is a configuration error the operator must see, named by its field.
+fn refused_fetch<S: Tracked>(
+    state: &mut S,
+    metrics: &Metrics,
+    provider: &str,
+    remote: &RemoteJwks,
+    status: HostError,
+    now: i64,
+) {
+    let host = ProxyWasmHost;
+    state.failed(&host, remote, provider, now);
+    metrics.add(&host, S::FAILED, 1);
+    let backoff = *state.schedule().backoff;
+    let line = if status == HostError::BadArgument {
+        format!(
+            "jwt-rbac: providers.{provider}.{}.upstream: the gateway refused a call to {:?} \
+             (no such cluster on envoy; not host:port on kong): no {} until that is fixed; \
+             retry in {backoff} s",
+            S::FIELD,
+            remote.upstream,
+            S::NAME
+        )
+    } else {
+        format!(
+            "jwt-rbac: provider {provider}: cannot call {} for the {} ({status:?}); retry in \
+             {backoff} s",
+            remote.upstream,
+            S::NAME
+        )
+    };
+    let level = if status == HostError::BadArgument {
+        LogLevel::Error
+    } else {
+        LogLevel::Warn
+    };
+    host.log(level, &line);
 }
 
 /// Sends the fetch of one remote document through the SDK: its dispatcher must record the
@@ -578,17 +607,13 @@ impl JwtRbacFilter {
                     doc: S::DOC,
                 }),
                 Err(status) => {
-                    state.failed(&host, remote, &provider.name, now);
-                    self.shared.metrics.add(&host, S::FAILED, 1);
-                    host.log(
-                        LogLevel::Warn,
-                        &format!(
-                            "jwt-rbac: provider {}: cannot call {} for the {} ({status:?}); retry in {} s",
-                            provider.name,
-                            remote.upstream,
-                            S::NAME,
-                            *state.schedule().backoff
-                        ),
+                    refused_fetch(
+                        state,
+                        &self.shared.metrics,
+                        &provider.name,
+                        remote,
+                        status,
+                        now,
                     );
                 }
             }

@@ -223,6 +223,7 @@ impl Tracked for RemoteState {
     type Value = Vec<Key>;
     const DOC: Doc = Doc::Jwks;
     const NAME: &'static str = "jwks";
+    const FIELD: &'static str = "remote_jwks";
     const ITEMS: &'static str = "keys";
     const MAX_BYTES: usize = MAX_JWKS_BYTES;
     const OK: Metric = Metric::JwksFetchOk;
@@ -295,6 +296,8 @@ pub trait Tracked {
     const DOC: Doc;
     /// Its name in log lines.
     const NAME: &'static str;
+    /// The provider's config field it comes from (`remote_jwks`).
+    const FIELD: &'static str;
     /// What it holds, in log lines.
     const ITEMS: &'static str;
     /// Largest body read.

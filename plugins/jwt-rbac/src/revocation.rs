@@ -88,6 +88,7 @@ impl Tracked for RevocationState {
     type Value = Revoked;
     const DOC: Doc = Doc::Revocations;
     const NAME: &'static str = "revocation list";
+    const FIELD: &'static str = "remote_revocations";
     const ITEMS: &'static str = "revoked ids";
     const MAX_BYTES: usize = MAX_LIST_BYTES;
     const OK: Metric = Metric::RevocationsFetchOk;
