@@ -1,5 +1,6 @@
 //! `cargo xtask dist`: every plugin built for wasm32-wasip1 into `dist/`, with `SHA256SUMS`, the
-//! config schemas (`dist/schemas/`) and Kong's filter metadata (`dist/<plugin>.meta.json`).
+//! config schemas (`dist/schemas/`), Kong's filter metadata (`dist/<plugin>.meta.json`) and
+//! Kong-ready copies named without `-` (`dist/kong/<filter>.wasm` + `.meta.json`).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -47,6 +48,7 @@ pub fn run() -> Result<Vec<PathBuf>> {
     let out_dir = meta.target_dir.join(WASM_TARGET).join("release");
     let mut sums = String::new();
     let mut written = Vec::new();
+    let mut modules = Vec::new();
     for p in &meta.plugins {
         let built = out_dir.join(format!("{}.wasm", p.lib_name));
         let file_name = format!("{}.wasm", p.name);
@@ -64,13 +66,61 @@ pub fn run() -> Result<Vec<PathBuf>> {
             bytes.len() as f64 / 1024.0
         );
         written.push(dest);
+        modules.push((p.name.clone(), bytes));
     }
+    write_schemas(&dist)?;
+    sums.push_str(&write_kong_copies(&dist, &modules)?);
     let sums_path = dist.join("SHA256SUMS");
     std::fs::write(&sums_path, sums)
         .with_context(|| format!("cannot write {}", sums_path.display()))?;
     println!("dist/SHA256SUMS (check with: cd dist && sha256sum -c SHA256SUMS)");
-    write_schemas(&dist)?;
     Ok(written)
+}
+
+/// The folder under `dist/` that holds the Kong-ready copies: point Kong's `wasm_filters_path`
+/// at `dist/kong`.
+pub const KONG_DIR: &str = "kong";
+
+/// The name of `plugin`'s filter on Kong, which is the name of its file in [`KONG_DIR`]: the
+/// package name with `_` for `-` (`jwt-rbac` -> `jwt_rbac`). Kong names a filter after its file
+/// (`get_wasm_filters` in Kong's `kong/conf_loader/init.lua`), and Kong 3.9's Prometheus exporter
+/// finds the filter of a metric `pw:<filter>:<name>` with the pattern `pw:([\w\.]+):`
+/// (`parse_pw_key` in `kong/plugins/prometheus/wasmx.lua`), which a `-` does not match.
+pub fn kong_filter_name(plugin: &str) -> String {
+    plugin.replace('-', "_")
+}
+
+/// Writes `dist/kong/<filter>.wasm` (the same bytes as `dist/<plugin>.wasm`) and
+/// `dist/kong/<filter>.meta.json` (a copy of `dist/<plugin>.meta.json`, which Kong reads next to
+/// the `.wasm`) for every `(plugin, bytes)`, removes every other file of `dist/kong/`, and returns
+/// the `SHA256SUMS` lines of the copies (`<sha256>  kong/<filter>.wasm`).
+fn write_kong_copies(dist: &Path, modules: &[(String, Vec<u8>)]) -> Result<String> {
+    let dir = dist.join(KONG_DIR);
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let mut sums = String::new();
+    let mut written = Vec::new();
+    for (plugin, bytes) in modules {
+        let filter = kong_filter_name(plugin);
+        let wasm = dir.join(format!("{filter}.wasm"));
+        std::fs::write(&wasm, bytes).with_context(|| format!("cannot write {}", wasm.display()))?;
+        let meta_from = dist.join(format!("{plugin}.meta.json"));
+        let meta = dir.join(format!("{filter}.meta.json"));
+        std::fs::copy(&meta_from, &meta).with_context(|| {
+            format!("cannot copy {} to {}", meta_from.display(), meta.display())
+        })?;
+        let _ = writeln!(sums, "{}  {KONG_DIR}/{filter}.wasm", sha256_hex(bytes));
+        println!("dist/{KONG_DIR}/{filter}.wasm + .meta.json: Kong filter `{filter}` ({plugin})");
+        written.push(wasm);
+        written.push(meta);
+    }
+    for entry in std::fs::read_dir(&dir)?.flatten() {
+        let path = entry.path();
+        if path.is_file() && !written.contains(&path) {
+            std::fs::remove_file(&path)
+                .with_context(|| format!("cannot remove stale {}", path.display()))?;
+        }
+    }
+    Ok(sums)
 }
 
 /// The wasm features rustc emits for `wasm32-wasip1` that the modules use; wasm-opt accepts
@@ -189,4 +239,59 @@ fn write_schemas(dist: &Path) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What Kong 3.9's exporter needs of a filter name (`[\w\.]+`), and `-` never.
+    fn kong_exporter_matches(filter: &str) -> bool {
+        !filter.is_empty()
+            && filter
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+    }
+
+    #[test]
+    fn kong_filter_names_have_no_dash_and_match_kongs_exporter() {
+        for plugin in crate::oci::ISTIO_CHAIN.iter().map(|p| p.plugin) {
+            let filter = kong_filter_name(plugin);
+            assert!(kong_exporter_matches(&filter), "{filter}");
+            assert_eq!(filter.replace('_', "-"), plugin);
+        }
+        assert_eq!(
+            kong_filter_name("ratelimit-shared-data"),
+            "ratelimit_shared_data"
+        );
+        assert!(!kong_exporter_matches("jwt-rbac"));
+    }
+
+    #[test]
+    fn kong_copies_are_the_modules_with_their_metadata_and_nothing_else() {
+        let dist = std::env::temp_dir().join(format!("xtask-dist-kong-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dist);
+        std::fs::create_dir_all(dist.join(KONG_DIR)).unwrap();
+        std::fs::write(dist.join("jwt-rbac.meta.json"), "{\"config_schema\": {}}").unwrap();
+        std::fs::write(dist.join(KONG_DIR).join("stale.wasm"), "old").unwrap();
+        let modules = vec![("jwt-rbac".to_owned(), b"\0asm-module".to_vec())];
+
+        let sums = write_kong_copies(&dist, &modules).unwrap();
+
+        let kong = dist.join(KONG_DIR);
+        assert_eq!(
+            std::fs::read(kong.join("jwt_rbac.wasm")).unwrap(),
+            b"\0asm-module"
+        );
+        assert_eq!(
+            std::fs::read_to_string(kong.join("jwt_rbac.meta.json")).unwrap(),
+            "{\"config_schema\": {}}"
+        );
+        assert!(!kong.join("stale.wasm").exists());
+        assert_eq!(
+            sums,
+            format!("{}  kong/jwt_rbac.wasm\n", sha256_hex(b"\0asm-module"))
+        );
+        std::fs::remove_dir_all(&dist).unwrap();
+    }
 }
