@@ -186,16 +186,16 @@ const STEPS: &[Step] = &[
             check: |s| {
                 want(s.resp.status == 200, "status 200")?;
                 want(
-                    s.resp.header("strict-transport-security").is_some(),
-                    "strict-transport-security set",
+                    s.resp.header("strict-transport-security") == Some("max-age=31536000"),
+                    "strict-transport-security: max-age=31536000 (asked for in envoy.yaml)",
                 )?;
                 want(
                     s.resp.header("x-content-type-options") == Some("nosniff"),
                     "x-content-type-options: nosniff",
                 )?;
                 want(
-                    s.resp.header("x-frame-options") == Some("DENY"),
-                    "x-frame-options: DENY",
+                    s.resp.header("x-frame-options") == Some("SAMEORIGIN"),
+                    "x-frame-options: SAMEORIGIN",
                 )
             },
         }),

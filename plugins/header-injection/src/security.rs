@@ -1,25 +1,33 @@
-//! Security response headers with conservative defaults.
+//! Security response headers with defaults a careful operator accepts on first use.
 //!
-//! Each header is on by default; a string replaces the value, `null` turns it off. A header the
-//! upstream already set is left alone unless `override_upstream` is true.
+//! On by default: `x-content-type-options: nosniff`, `x-frame-options: SAMEORIGIN` and
+//! `referrer-policy: strict-origin-when-cross-origin`, which last only as long as the response
+//! they come with. Policies a browser keeps or that can break a site are added only when asked:
+//! `strict-transport-security` (browsers keep it for max-age, for every subdomain with
+//! includeSubDomains, and preload lists are hard to leave) and `content-security-policy` (a
+//! strict one blocks any HTML app behind the gateway). A string sets a header, `null` turns
+//! a default one off. A header the upstream already set is left alone unless
+//! `override_upstream` is true.
 
 use gateway_core::error::{join, ConfigError};
 use gateway_core::headers::{header_name, header_value, HeaderEdits};
 use serde::{Deserialize, Deserializer};
 
-/// Default `strict-transport-security`.
-pub const DEFAULT_HSTS: &str = "max-age=31536000; includeSubDomains";
+/// A `strict-transport-security` value for APIs served only over HTTPS (not added by default:
+/// browsers remember it for a year).
+pub const RECOMMENDED_HSTS: &str = "max-age=31536000";
 /// Default `x-content-type-options`.
 pub const DEFAULT_CONTENT_TYPE_OPTIONS: &str = "nosniff";
-/// Default `x-frame-options`.
-pub const DEFAULT_FRAME_OPTIONS: &str = "DENY";
+/// Default `x-frame-options`: the site's own pages may frame it, others may not.
+pub const DEFAULT_FRAME_OPTIONS: &str = "SAMEORIGIN";
 /// Default `referrer-policy`.
 pub const DEFAULT_REFERRER_POLICY: &str = "strict-origin-when-cross-origin";
-/// Default `content-security-policy`: nothing may load, nothing may frame (right for APIs).
-pub const DEFAULT_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
+/// A `content-security-policy` for a JSON API: nothing may load, nothing may frame (not added
+/// by default: it blocks any HTML app).
+pub const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
 
-/// `security_headers` as written in config. For each header: absent = default value,
-/// a string = that value, `null` = do not add it.
+/// `security_headers` as written in config. For each header: absent = its default (added or
+/// not, as each field says), a string = that value, `null` = do not add it.
 #[derive(Debug, Clone, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
@@ -28,15 +36,15 @@ pub struct SecurityHeadersConfig {
     pub enabled: bool,
     /// Replace a value the upstream already set. Default `false`.
     pub override_upstream: bool,
-    /// `strict-transport-security`. Default `max-age=31536000; includeSubDomains`.
+    /// `strict-transport-security`. Default: not added (browsers keep it for `max-age`); for
+    /// an API served only over HTTPS, `max-age=31536000`. Must hold `max-age=`.
     #[serde(deserialize_with = "nullable")]
-    #[cfg_attr(feature = "schema", schemars(extend("default" = DEFAULT_HSTS)))]
     pub strict_transport_security: Option<Option<String>>,
     /// `x-content-type-options`. Default `nosniff`.
     #[serde(deserialize_with = "nullable")]
     #[cfg_attr(feature = "schema", schemars(extend("default" = DEFAULT_CONTENT_TYPE_OPTIONS)))]
     pub x_content_type_options: Option<Option<String>>,
-    /// `x-frame-options`. Default `DENY`.
+    /// `x-frame-options`. Default `SAMEORIGIN`.
     #[serde(deserialize_with = "nullable")]
     #[cfg_attr(feature = "schema", schemars(extend("default" = DEFAULT_FRAME_OPTIONS)))]
     pub x_frame_options: Option<Option<String>>,
@@ -44,9 +52,9 @@ pub struct SecurityHeadersConfig {
     #[serde(deserialize_with = "nullable")]
     #[cfg_attr(feature = "schema", schemars(extend("default" = DEFAULT_REFERRER_POLICY)))]
     pub referrer_policy: Option<Option<String>>,
-    /// `content-security-policy`. Default `default-src 'none'; frame-ancestors 'none'`.
+    /// `content-security-policy`. Default: not added (a strict policy blocks any HTML app);
+    /// for a JSON API, `default-src 'none'; frame-ancestors 'none'`.
     #[serde(deserialize_with = "nullable")]
-    #[cfg_attr(feature = "schema", schemars(extend("default" = DEFAULT_CSP)))]
     pub content_security_policy: Option<Option<String>>,
     /// More headers to add, by name. Default none.
     pub extra: std::collections::BTreeMap<String, String>,
@@ -90,40 +98,50 @@ impl SecurityHeaders {
                 "strict-transport-security",
                 "strict_transport_security",
                 &config.strict_transport_security,
-                DEFAULT_HSTS,
+                None,
             ),
             (
                 "x-content-type-options",
                 "x_content_type_options",
                 &config.x_content_type_options,
-                DEFAULT_CONTENT_TYPE_OPTIONS,
+                Some(DEFAULT_CONTENT_TYPE_OPTIONS),
             ),
             (
                 "x-frame-options",
                 "x_frame_options",
                 &config.x_frame_options,
-                DEFAULT_FRAME_OPTIONS,
+                Some(DEFAULT_FRAME_OPTIONS),
             ),
             (
                 "referrer-policy",
                 "referrer_policy",
                 &config.referrer_policy,
-                DEFAULT_REFERRER_POLICY,
+                Some(DEFAULT_REFERRER_POLICY),
             ),
             (
                 "content-security-policy",
                 "content_security_policy",
                 &config.content_security_policy,
-                DEFAULT_CSP,
+                None,
             ),
         ];
         let mut headers = Vec::new();
         for (name, key, setting, default) in standard {
             let value = match setting {
-                None => Some(default.to_owned()),
+                None => default.map(str::to_owned),
                 Some(None) => None,
                 Some(Some(value)) => Some(header_value(value, &join(field, key))?),
             };
+            if name == "strict-transport-security"
+                && value
+                    .as_deref()
+                    .is_some_and(|v| !v.to_ascii_lowercase().contains("max-age="))
+            {
+                return Err(ConfigError::invalid(
+                    join(field, key),
+                    "must hold max-age=<seconds> (rfc 6797), e.g. \"max-age=31536000\"",
+                ));
+            }
             if let Some(value) = value {
                 headers.push((name.to_owned(), value));
             }
@@ -180,21 +198,39 @@ mod tests {
     }
 
     #[test]
-    fn defaults() {
+    fn defaults_add_nothing_a_browser_keeps() {
         let edits = applied(&compile("{}").unwrap(), &[]);
-        assert_eq!(
-            edits.first("strict-transport-security"),
-            Some(DEFAULT_HSTS.as_bytes())
-        );
+        assert!(!edits.contains("strict-transport-security"));
+        assert!(!edits.contains("content-security-policy"));
         assert_eq!(edits.first("x-content-type-options"), Some(&b"nosniff"[..]));
-        assert_eq!(edits.first("x-frame-options"), Some(&b"DENY"[..]));
+        assert_eq!(edits.first("x-frame-options"), Some(&b"SAMEORIGIN"[..]));
         assert_eq!(
             edits.first("referrer-policy"),
             Some(DEFAULT_REFERRER_POLICY.as_bytes())
         );
+    }
+
+    #[test]
+    fn lasting_policies_only_when_asked() {
+        let security = compile(&format!(
+            r#"{{"strict_transport_security": "{RECOMMENDED_HSTS}",
+                "content_security_policy": "{API_CSP}"}}"#
+        ))
+        .unwrap();
+        let edits = applied(&security, &[]);
+        assert_eq!(
+            edits.first("strict-transport-security"),
+            Some(RECOMMENDED_HSTS.as_bytes())
+        );
         assert_eq!(
             edits.first("content-security-policy"),
-            Some(DEFAULT_CSP.as_bytes())
+            Some(API_CSP.as_bytes())
+        );
+        assert_eq!(
+            compile(r#"{"strict_transport_security": "includeSubDomains"}"#)
+                .unwrap_err()
+                .field,
+            "security_headers.strict_transport_security"
         );
     }
 
@@ -203,7 +239,8 @@ mod tests {
         let security = compile("{}").unwrap();
         let edits = applied(&security, &[("x-frame-options", "SAMEORIGIN")]);
         assert_eq!(edits.all("x-frame-options"), vec![b"SAMEORIGIN".to_vec()]);
-        let security = compile(r#"{"override_upstream": true}"#).unwrap();
+        let security =
+            compile(r#"{"override_upstream": true, "x_frame_options": "DENY"}"#).unwrap();
         let edits = applied(&security, &[("x-frame-options", "SAMEORIGIN")]);
         assert_eq!(edits.all("x-frame-options"), vec![b"DENY".to_vec()]);
     }
@@ -211,12 +248,12 @@ mod tests {
     #[test]
     fn override_remove_extra_disable() {
         let security = compile(
-            r#"{"x_frame_options": "SAMEORIGIN", "content_security_policy": null,
+            r#"{"x_frame_options": "DENY", "content_security_policy": null,
                 "extra": {"Permissions-Policy": "geolocation=()"}}"#,
         )
         .unwrap();
         let edits = applied(&security, &[]);
-        assert_eq!(edits.first("x-frame-options"), Some(&b"SAMEORIGIN"[..]));
+        assert_eq!(edits.first("x-frame-options"), Some(&b"DENY"[..]));
         assert!(!edits.contains("content-security-policy"));
         assert_eq!(
             edits.first("permissions-policy"),

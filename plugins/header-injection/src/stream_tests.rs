@@ -62,8 +62,13 @@ fn defaults_strip_spoofing_add_ids_and_security_headers() {
         host.values(Response, "x-content-type-options"),
         vec!["nosniff"]
     );
-    assert_eq!(host.values(Response, "x-frame-options"), vec!["DENY"]);
-    assert_eq!(host.values(Response, "strict-transport-security").len(), 1);
+    assert_eq!(host.values(Response, "x-frame-options"), vec!["SAMEORIGIN"]);
+    assert!(
+        host.values(Response, "strict-transport-security")
+            .is_empty(),
+        "no lasting browser policy unless asked"
+    );
+    assert!(host.values(Response, "content-security-policy").is_empty());
     assert!(
         host.values(Response, "vary").is_empty(),
         "no cors configured"
