@@ -158,6 +158,26 @@ pub fn trace_id(traceparent: &str) -> Option<String> {
         .then(|| id.to_ascii_lowercase())
 }
 
+/// Longest header value a record keeps, bytes: a longer one is cut (after redaction, so a cut
+/// never hides a token from it) and marked with its full length. A gateway whose header limits
+/// were raised would otherwise write a multi-megabyte log line per request.
+pub const MAX_VALUE_BYTES: usize = 1024;
+
+/// `value`, cut to [`MAX_VALUE_BYTES`] at a character boundary and marked `…[cut, N bytes]`.
+pub fn capped(mut value: String) -> String {
+    if value.len() <= MAX_VALUE_BYTES {
+        return value;
+    }
+    let full = value.len();
+    let mut end = MAX_VALUE_BYTES;
+    while !value.is_char_boundary(end) {
+        end -= 1;
+    }
+    value.truncate(end);
+    value.push_str(&format!("…[cut, {full} bytes]"));
+    value
+}
+
 fn captured(headers: &HeaderList, names: &[String], s: &Settings) -> Vec<(String, String)> {
     let mut out = Vec::new();
     for name in names {
@@ -165,10 +185,35 @@ fn captured(headers: &HeaderList, names: &[String], s: &Settings) -> Vec<(String
             .map(|v| redact::header_value(name, &text(v), &s.redact_headers, s.redact_jwt_like))
             .collect();
         if !values.is_empty() {
-            out.push((name.clone(), values.join(", ")));
+            out.push((name.clone(), capped(values.join(", "))));
         }
     }
     out
+}
+
+/// The reason code of an authentication challenge (`www-authenticate`), as jwt-rbac and other
+/// RFC 6750 filters write it: `error_description` (jwt-rbac's stable code, e.g.
+/// `token_expired`), else `error`; a bare `Bearer realm=...` challenge means no token came
+/// (`token_missing`). Another scheme's challenge is kept as written, capped.
+pub fn challenge_reason(challenge: &str) -> String {
+    let attribute = |name: &str| {
+        let start = challenge.find(&format!("{name}=\""))? + name.len() + 2;
+        let rest = challenge.get(start..)?;
+        rest.split('"').next().map(str::to_owned)
+    };
+    if let Some(code) = attribute("error_description").filter(|c| !c.is_empty()) {
+        return code;
+    }
+    if let Some(code) = attribute("error").filter(|c| !c.is_empty()) {
+        return code;
+    }
+    let bearer = challenge
+        .get(..6)
+        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("bearer"));
+    if bearer {
+        return "token_missing".to_owned();
+    }
+    capped(challenge.to_owned())
 }
 
 impl RequestFacts {
@@ -184,7 +229,7 @@ impl RequestFacts {
                 if jwt && redact::contains_jwt_like(&v) {
                     redact::REDACTED.to_owned()
                 } else {
-                    v
+                    capped(v)
                 }
             })
         };
@@ -217,7 +262,7 @@ impl ResponseFacts {
             if s.redact_jwt_like && redact::contains_jwt_like(&v) {
                 redact::REDACTED.to_owned()
             } else {
-                v
+                challenge_reason(&v)
             }
         });
         Self {
@@ -604,8 +649,46 @@ mod tests {
         let rec = build(&s, &req, &resp, &LogFacts::default());
         assert_eq!(
             rec.get("decisions").unwrap(),
-            &json!({"ratelimit": "limited", "breaker": "open", "auth_reason": "Bearer error=\"invalid_token\""})
+            &json!({"ratelimit": "limited", "breaker": "open", "auth_reason": "invalid_token"})
         );
+    }
+
+    #[test]
+    fn auth_reason_is_the_reason_code_of_the_challenge() {
+        for (challenge, code) in [
+            (
+                "Bearer realm=\"api\", error=\"invalid_token\", error_description=\"token_expired\"",
+                "token_expired",
+            ),
+            ("Bearer realm=\"api\"", "token_missing"),
+            ("bearer realm=\"api\", error=\"insufficient_scope\"", "insufficient_scope"),
+            ("Basic realm=\"x\"", "Basic realm=\"x\""),
+        ] {
+            assert_eq!(challenge_reason(challenge), code, "{challenge}");
+        }
+    }
+
+    #[test]
+    fn a_huge_captured_header_is_cut_and_marked() {
+        let s = settings(r#"{"request_headers": ["x-big"], "redact_jwt_like": true}"#);
+        let big = "é".repeat(2_000_000);
+        let req = RequestFacts::capture(
+            &list(&[("x-big", big.as_str()), ("user-agent", big.as_str())]),
+            None,
+            &s,
+        );
+        let value = &req.headers[0].1;
+        assert!(value.len() < MAX_VALUE_BYTES + 40, "{}", value.len());
+        assert!(
+            value.ends_with("…[cut, 4000000 bytes]"),
+            "{}",
+            &value[value.len() - 30..]
+        );
+        assert!(req
+            .user_agent
+            .as_deref()
+            .unwrap()
+            .ends_with("…[cut, 4000000 bytes]"));
     }
 
     #[test]

@@ -31,8 +31,27 @@ pub fn header_value(name: &str, value: &str, redact: &[String], jwt_like: bool) 
 /// `path` with the values of the named query parameters (and JWT-like values) redacted.
 /// Parameter names compare exactly and also after percent-decoding-free lowercasing.
 pub fn path(path: &str, params: &[String], jwt_like: bool) -> String {
-    let Some((base, query)) = path.split_once('?') else {
-        return path.to_owned();
+    let (base, query) = match path.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (path, None),
+    };
+    // A JWT-shaped path segment (`/sessions/eyJ...`) is a token too.
+    let base = if jwt_like && contains_jwt_like(base) {
+        base.split('/')
+            .map(|segment| {
+                if contains_jwt_like(segment) {
+                    REDACTED
+                } else {
+                    segment
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("/")
+    } else {
+        base.to_owned()
+    };
+    let Some(query) = query else {
+        return base;
     };
     let parts: Vec<String> = query
         .split('&')
@@ -111,6 +130,20 @@ mod tests {
         );
         assert_eq!(path("/plain", &params, true), "/plain");
         assert_eq!(path(&format!("/a?{JWT}"), &[], true), "/a?[REDACTED]");
+    }
+
+    #[test]
+    fn a_jwt_shaped_path_segment_is_redacted() {
+        let params = vec!["token".to_owned()];
+        assert_eq!(
+            path(&format!("/sessions/{JWT}/refresh?token=x"), &params, true),
+            "/sessions/[REDACTED]/refresh?token=[REDACTED]"
+        );
+        assert_eq!(
+            path(&format!("/sessions/{JWT}"), &params, false),
+            format!("/sessions/{JWT}")
+        );
+        assert_eq!(path("/orders/42", &params, true), "/orders/42");
     }
 
     #[test]

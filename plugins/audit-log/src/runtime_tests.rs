@@ -331,7 +331,7 @@ fn a_stream_refused_before_this_filter_still_gets_its_record() {
     let rec: serde_json::Value = serde_json::from_str(&records(&host)[1]).unwrap();
     assert_eq!(rec["path"], "/admin");
     assert_eq!(rec["status"], 401);
-    assert_eq!(rec["decisions"]["auth_reason"], challenge, "{rec}");
+    assert_eq!(rec["decisions"]["auth_reason"], "token_expired", "{rec}");
 }
 
 #[test]

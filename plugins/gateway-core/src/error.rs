@@ -141,6 +141,18 @@ pub fn syntax_message(text: &[u8], serde_message: &str) -> String {
     format!("{serde_message}{hint}")
 }
 
+/// True for text like `10`, `-3` or `2.5` (no float parser: it would add kilobytes to every
+/// module for one hint).
+pub fn looks_numeric(text: &str) -> bool {
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    let mut parts = digits.splitn(2, '.');
+    let whole = parts.next().unwrap_or("");
+    let fraction = parts.next();
+    !whole.is_empty()
+        && whole.bytes().all(|b| b.is_ascii_digit())
+        && fraction.is_none_or(|f| !f.is_empty() && f.bytes().all(|b| b.is_ascii_digit()))
+}
+
 /// serde's type names (`u32`, `i64`, `f64`) in words an operator reads, and a hint for a number
 /// or a boolean given as a string (`"10"` for `10`).
 pub fn plain_types(message: &str) -> String {
@@ -172,7 +184,7 @@ pub fn plain_types(message: &str) -> String {
     // `invalid type: string "10", expected a whole number ...`: say how to write it.
     if let Some(rest) = out.strip_prefix("invalid type: string \"") {
         if let Some((quoted, _)) = rest.split_once('"') {
-            let number = quoted.parse::<f64>().is_ok();
+            let number = looks_numeric(quoted);
             let boolean = quoted == "true" || quoted == "false";
             let wants_number =
                 out.contains("expected a whole number") || out.contains("expected a number");

@@ -145,7 +145,7 @@ fn kind(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
-        Value::Number(n) if n.as_f64().is_some_and(|f| f < 0.0) => "a negative number",
+        Value::Number(n) if n.as_i64().is_some_and(|i| i < 0) => "a negative number",
         Value::Number(_) => "a number",
         Value::String(_) => "a string",
         Value::Array(_) => "an array",
@@ -158,7 +158,7 @@ fn kind(value: &Value) -> &'static str {
 pub fn wrong_type(path: &str, value: &Value, expected: &str) -> ConfigError {
     let hint = match value {
         Value::String(text)
-            if (expected.contains("number") && text.trim().parse::<f64>().is_ok())
+            if (expected.contains("number") && crate::error::looks_numeric(text.trim()))
                 || (expected.contains("boolean") && (text == "true" || text == "false")) =>
         {
             format!(" (write {text} without quotes)")
