@@ -31,6 +31,20 @@ pub enum HarnessError {
         /// What was found (`none` or the export name).
         found: String,
     },
+    /// The module imports a host function with a signature the profile's host does not
+    /// declare: the gateway refuses to load it (Kong declares `proxy_get_log_level` with two
+    /// parameters, so an SDK filter importing it does not link).
+    #[error("incompatible import type for `{module}::{name}`: the host declares {expected}, the module imports {found}")]
+    IncompatibleImport {
+        /// Import module.
+        module: String,
+        /// Import field.
+        name: String,
+        /// The host's signature.
+        expected: String,
+        /// The module's signature.
+        found: String,
+    },
     /// Instantiation failed (signature mismatch, start function trapped).
     #[error("instantiation failed: {0}")]
     Instantiate(String),
@@ -91,19 +105,39 @@ pub enum HostTrap {
         /// What is wrong.
         reason: &'static str,
     },
-    /// The active profile does not implement this call (Kong traps on these).
-    #[error("{call} is not implemented by the {profile} host")]
+    /// The active profile does not implement this call: Kong's engine maps it to
+    /// `ngx_proxy_wasm_hfuncs_nop`, which traps with "function not yet implemented".
+    #[error("host trap (function not yet implemented): {call} ({profile})")]
     NotImplemented {
         /// The host call.
         call: &'static str,
-        /// The profile.
+        /// The profile ([`crate::Profile::name`]).
         profile: &'static str,
     },
-    /// Shared data used on Kong without a configured `shm_kv` zone.
-    #[error("{call}: no shm_kv zone configured (kong)")]
+    /// Shared data used on Kong without a configured `shm_kv` zone
+    /// (ngx_wa_shm_kv_resolve_key finds no namespace).
+    #[error("{call}: host trap (bad usage): failed {} shm (could not resolve namespace)", if *call == "proxy_get_shared_data" { "getting value from" } else { "setting value to" })]
     NoShmKv {
         /// The host call.
         call: &'static str,
+    },
+    /// The Kong engine (ngx_wasm_module) raises a trap here; `message` is the engine's trap
+    /// text, e.g. `host trap (bad usage): can only send HTTP dispatch during ...`.
+    #[error("{call}: {message}")]
+    Engine {
+        /// The host call.
+        call: &'static str,
+        /// The engine's trap message.
+        message: String,
+    },
+    /// The Kong engine would dereference a NULL pointer here and crash the nginx worker
+    /// (SIGSEGV) instead of trapping; the harness traps so the test sees it.
+    #[error("{call}: the Kong engine would crash the nginx worker here ({reason})")]
+    Crash {
+        /// The host call.
+        call: &'static str,
+        /// What the engine does, with its source.
+        reason: &'static str,
     },
     /// The guest has no `memory` export or no allocator export.
     #[error("guest lacks the `{0}` export the host needs")]

@@ -6,11 +6,11 @@ use crate::host::callouts::{Callout, CalloutResponse};
 use crate::host::metrics::Metrics;
 use crate::host::queues::Queues;
 use crate::host::shared_data::SharedData;
-use crate::profile::Phase;
+use crate::profile::{KongEngine, Phase};
 use crate::state::{lock, ForeignFunction, HostConfig, HostState, SharedWorld, World};
 use crate::stream::HttpStream;
 use crate::vm::{self, Vm};
-use crate::{LogEntry, LogLevel, Metric, Profile, Status};
+use crate::{LogEntry, LogLevel, Metric, Profile, Status, StreamEvent, StreamType};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -42,6 +42,7 @@ impl Default for HarnessBuilder {
                 env: Vec::new(),
                 vm_configuration: Vec::new(),
                 plugin_configuration: Vec::new(),
+                kong_server: ("localhost".into(), 8000),
             },
             workers: 1,
             properties: BTreeMap::new(),
@@ -84,6 +85,13 @@ impl HarnessBuilder {
     /// Kong: whether a `shm_kv` zone is configured (default true); without it shared data traps.
     pub fn kong_shm_kv(mut self, configured: bool) -> Self {
         self.config.kong_shm_kv = configured;
+        self
+    }
+    /// Kong: `server_name` and listening port of the server block the request came in on
+    /// (default `localhost`, 8000). ngx_proxy_wasm_maps.c, ngx_proxy_wasm_maps_get_authority
+    /// builds `:authority` from them, whatever the client's Host; port 0 leaves it out.
+    pub fn kong_server(mut self, name: &str, port: u16) -> Self {
+        self.config.kong_server = (name.into(), port);
         self
     }
     /// Filter name used in Kong metric names (default `plugin`).
@@ -152,6 +160,11 @@ impl HarnessBuilder {
     pub fn build(self, wasm: &[u8]) -> Result<Harness, HarnessError> {
         let module = vm::compile(wasm)?;
         let mut properties = self.properties;
+        if !self.config.profile.is_kong() {
+            properties
+                .entry(codec::property_key(&["xds", "node"]))
+                .or_insert_with(crate::host::properties::envoy_default_node);
+        }
         for (name, value) in [
             ("plugin_name", &self.config.filter_name),
             ("plugin_root_id", &self.config.root_id),
@@ -221,7 +234,7 @@ impl Inner {
                 vm.call(
                     "proxy_on_queue_ready",
                     ctx,
-                    Phase::Root,
+                    Phase::QueueReady,
                     &[Val::I32(ctx as i32), Val::I32(id as i32)],
                 )?;
             }
@@ -234,15 +247,11 @@ impl Inner {
         let root = vm.state().root_context_id;
         let period = vm.state().tick_period_ms;
         vm.state().next_tick_ns = (period > 0).then(|| now + u64::from(period) * 1_000_000);
-        vm.call("proxy_on_tick", root, Phase::Root, &[Val::I32(root as i32)])?;
+        vm.call("proxy_on_tick", root, Phase::Tick, &[Val::I32(root as i32)])?;
         Ok(())
     }
 
-    pub(crate) fn deliver_callout(
-        &self,
-        id: u64,
-        response: Option<CalloutResponse>,
-    ) -> Result<(), HarnessError> {
+    pub(crate) fn deliver_callout(&self, id: u64, outcome: Delivery) -> Result<(), HarnessError> {
         let callout = {
             let mut world = self.world();
             let pos = world
@@ -254,30 +263,114 @@ impl Inner {
             world.callouts.pending.remove(pos)
         };
         let mut vm = self.vm(callout.worker)?;
-        let (h, b, t) = response
-            .as_ref()
-            .map(|r| (r.headers.len(), r.body.len(), r.trailers.len()))
-            .unwrap_or((0, 0, 0));
-        vm.state().callout_response = response;
         let ctx = callout.context_id;
-        let result = vm.call(
-            "proxy_on_http_call_response",
-            ctx,
-            Phase::CalloutResponse,
-            &[
-                Val::I32(ctx as i32),
-                Val::I32(callout.token as i32),
-                Val::I32(h as i32),
-                Val::I32(b as i32),
-                Val::I32(t as i32),
-            ],
-        );
-        vm.state().callout_response = None;
-        result?;
-        crate::stream::replay_local_response(&self.config, &mut vm, ctx)?;
-        drop(vm);
-        self.deliver_queue_ready()
+        let Some(engine) = self.config.profile.kong_engine() else {
+            let response = match outcome {
+                Delivery::Response(r) => Some(r),
+                Delivery::Failed { .. } => None,
+            };
+            let (h, b, t) = response
+                .as_ref()
+                .map(|r| (r.headers.len(), r.body.len(), r.trailers.len()))
+                .unwrap_or((0, 0, 0));
+            vm.state().callout_response = response;
+            let result = vm.call(
+                "proxy_on_http_call_response",
+                ctx,
+                Phase::CalloutResponse,
+                &[
+                    Val::I32(ctx as i32),
+                    Val::I32(callout.token as i32),
+                    Val::I32(h as i32),
+                    Val::I32(b as i32),
+                    Val::I32(t as i32),
+                ],
+            );
+            vm.state().callout_response = None;
+            result?;
+            crate::stream::replay_local_response(&self.config, &mut vm, ctx)?;
+            drop(vm);
+            return self.deliver_queue_ready();
+        };
+        // ngx_http_proxy_wasm_dispatch.c, ngx_http_proxy_wasm_dispatch_resume_handler and
+        // ngx_http_proxy_wasm_dispatch_err.
+        let (response, dispatch_status) = match outcome {
+            Delivery::Response(r) => (Some(r), "ok".to_string()),
+            Delivery::Failed { status, detail } => {
+                vm.state().log_as(
+                    ctx,
+                    LogLevel::Error,
+                    format!("dispatch failed: tcp socket - {detail}"),
+                );
+                // 3.9 (4c610b49): on_http_call_response(token, 0, 0, 0) on connection failures;
+                // 3.8: no callback at all.
+                let response = (engine >= KongEngine::V39).then(CalloutResponse::default);
+                (response, status)
+            }
+        };
+        if let Some(response) = response {
+            // ngx_http_proxy_wasm.c, ngx_http_proxy_wasm_on_dispatch_response: the header lines
+            // the reader parsed (no `:status`), the body length, and 0 trailers, to `filter->id`.
+            let h = response
+                .headers
+                .iter()
+                .filter(|(n, _)| n != ":status")
+                .count();
+            let b = response.body.len();
+            let root = vm.state().root_context_id;
+            vm.state().callout_response = Some(response);
+            vm.state().callout_dispatch_status = Some(dispatch_status);
+            let result = vm.call(
+                "proxy_on_http_call_response",
+                ctx,
+                Phase::CalloutResponse,
+                &[
+                    Val::I32(root as i32),
+                    Val::I32(callout.token as i32),
+                    Val::I32(h as i32),
+                    Val::I32(b as i32),
+                    Val::I32(0),
+                ],
+            );
+            vm.state().callout_response = None;
+            vm.state().callout_dispatch_status = None;
+            result?;
+            crate::stream::replay_local_response(&self.config, &mut vm, ctx)?;
+        }
+        let more = self
+            .world()
+            .callouts
+            .pending
+            .iter()
+            .any(|c| c.worker == callout.worker && c.context_id == ctx);
+        if !more {
+            // "last http dispatch call handled": ngx_wasm_continue + ngx_proxy_wasm_resume.
+            if let Some(stream) = vm.state().streams.get_mut(&ctx) {
+                if stream.kong_request_paused {
+                    stream.kong_request_paused = false;
+                    if stream.request_body_paused {
+                        stream.request_body_paused = false;
+                        let body = std::mem::take(&mut stream.request_body);
+                        stream.forwarded_request_body.extend_from_slice(&body);
+                    }
+                    stream
+                        .events
+                        .push(StreamEvent::EngineResumed(StreamType::Request));
+                }
+            }
+        }
+        Ok(())
     }
+}
+
+/// How a callout ends.
+pub(crate) enum Delivery {
+    Response(CalloutResponse),
+    /// A connection failure: Kong's socket status (`:dispatch_status`) and error text.
+    Failed {
+        status: String,
+        detail: String,
+    },
 }
 
 /// A plugin loaded into one or more workers that share shared data, queues, metrics, logs,
@@ -407,7 +500,8 @@ impl Harness {
         self.inner.world().shared.get(profile, key.as_ref()).ok()
     }
 
-    /// Writes shared data from the test side, with the profile's CAS rules.
+    /// Writes shared data from the test side, with the profile's CAS rules (an empty value is
+    /// stored, as the guest's non-null empty value is).
     pub fn set_shared_data(
         &self,
         key: impl AsRef<[u8]>,
@@ -419,7 +513,22 @@ impl Harness {
             .inner
             .world()
             .shared
-            .set(profile, key.as_ref(), value.as_ref(), cas)
+            .set(profile, key.as_ref(), value.as_ref(), cas, false)
+        {
+            Status::Ok => Ok(()),
+            s => Err(s),
+        }
+    }
+
+    /// Deletes shared data from the test side as a guest's null-value set does: Kong removes
+    /// the key (CasMismatch when missing or on a cas mismatch), Envoy stores an empty value.
+    pub fn delete_shared_data(&self, key: impl AsRef<[u8]>, cas: u32) -> Result<(), Status> {
+        let profile = self.profile();
+        match self
+            .inner
+            .world()
+            .shared
+            .set(profile, key.as_ref(), &[], cas, true)
         {
             Status::Ok => Ok(()),
             s => Err(s),
@@ -500,7 +609,24 @@ impl Harness {
             }
             match event {
                 Event::Tick(w) => self.inner.fire_tick(w)?,
-                Event::Timeout(id) => self.inner.deliver_callout(id, None)?,
+                Event::Timeout(id) => {
+                    let upstream = self
+                        .inner
+                        .world()
+                        .callouts
+                        .pending
+                        .iter()
+                        .find(|c| c.id == id)
+                        .map(|c| c.upstream.clone())
+                        .unwrap_or_default();
+                    self.inner.deliver_callout(
+                        id,
+                        Delivery::Failed {
+                            status: "timeout".into(),
+                            detail: format!("timed out connecting to \"{upstream}\""),
+                        },
+                    )?
+                }
             }
             self.inner.deliver_queue_ready()?;
         }
@@ -516,13 +642,36 @@ impl Harness {
     }
 
     /// Answers a callout: `on_http_call_response` runs with its headers, body and trailers.
+    /// Kong: the stream resumes after its last pending callout (see [`crate::host::callouts`]).
     pub fn respond_callout(&self, id: u64, response: CalloutResponse) -> Result<(), HarnessError> {
-        self.inner.deliver_callout(id, Some(response))
+        self.inner.deliver_callout(id, Delivery::Response(response))
     }
 
-    /// Fails a callout (connection failure, reset): delivered with 0 headers, body, trailers.
+    /// Fails a callout (connection refused, reset). Envoy and Kong 3.9: delivered as
+    /// `on_http_call_response(token, 0, 0, 0)` (Kong 3.9: `:dispatch_status` is
+    /// `broken connection`). Kong 3.8: only the error line `dispatch failed: tcp socket -
+    /// Connection refused` is logged and the stream resumes without any callback.
     pub fn fail_callout(&self, id: u64) -> Result<(), HarnessError> {
-        self.inner.deliver_callout(id, None)
+        self.inner.deliver_callout(
+            id,
+            Delivery::Failed {
+                status: "broken connection".into(),
+                detail: "Connection refused".into(),
+            },
+        )
+    }
+
+    /// Fails a callout with a given Kong socket status (`:dispatch_status` on Kong 3.9:
+    /// `timeout`, `broken connection`, `resolver failure`, `tls handshake failure`,
+    /// `reader failure`), which is also the logged reason. Envoy: as [`Harness::fail_callout`].
+    pub fn fail_callout_with(&self, id: u64, dispatch_status: &str) -> Result<(), HarnessError> {
+        self.inner.deliver_callout(
+            id,
+            Delivery::Failed {
+                status: dispatch_status.into(),
+                detail: dispatch_status.into(),
+            },
+        )
     }
 
     /// Makes every later call of the host function `call` (e.g.
@@ -561,7 +710,7 @@ impl Worker {
             let ok = vm.call(
                 "proxy_on_vm_start",
                 root,
-                Phase::Root,
+                Phase::VmStart,
                 &[Val::I32(root as i32), Val::I32(size)],
             )?;
             if ok == Some(0) {
@@ -572,7 +721,7 @@ impl Worker {
         let ok = vm.call(
             "proxy_on_configure",
             root,
-            Phase::Root,
+            Phase::Configure,
             &[Val::I32(root as i32), Val::I32(size)],
         )?;
         drop(vm);
@@ -590,7 +739,7 @@ impl Worker {
         vm.call(
             "proxy_on_context_create",
             id,
-            Phase::Root,
+            Phase::StreamCreate,
             &[Val::I32(id as i32), Val::I32(root as i32)],
         )?;
         Ok(HttpStream::new(self.inner.clone(), self.index, id))

@@ -91,8 +91,23 @@ pub(crate) fn return_bytes<T>(
     ptr_ptr: i32,
     size_ptr: i32,
 ) -> wasmtime::Result<()> {
+    return_bytes_with(caller, call, bytes, ptr_ptr, size_ptr, false)
+}
+
+/// [`return_bytes`], asking the guest to allocate even for empty data when `alloc_empty`:
+/// Kong calls `proxy_on_memory_allocate(0)` for an empty value (ngx_proxy_wasm.c,
+/// ngx_proxy_wasm_alloc from the header, property and shared-data getters), so the SDK sees an
+/// empty value rather than none.
+pub(crate) fn return_bytes_with<T>(
+    caller: &mut Caller<'_, T>,
+    call: &'static str,
+    bytes: &[u8],
+    ptr_ptr: i32,
+    size_ptr: i32,
+    alloc_empty: bool,
+) -> wasmtime::Result<()> {
     let mut addr = 0u32;
-    if !bytes.is_empty() {
+    if !bytes.is_empty() || alloc_empty {
         let alloc = caller
             .get_export("proxy_on_memory_allocate")
             .or_else(|| caller.get_export("malloc"))
@@ -100,7 +115,9 @@ pub(crate) fn return_bytes<T>(
             .ok_or(HostTrap::MissingExport("proxy_on_memory_allocate"))?;
         let alloc = alloc.typed::<i32, i32>(&*caller)?;
         addr = alloc.call(&mut *caller, bytes.len() as i32)? as u32;
-        write(caller, call, addr as i32, bytes)?;
+        if !bytes.is_empty() {
+            write(caller, call, addr as i32, bytes)?;
+        }
     }
     write_u32(caller, call, ptr_ptr, addr)?;
     write_u32(caller, call, size_ptr, bytes.len() as u32)?;

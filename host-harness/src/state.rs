@@ -23,6 +23,8 @@ pub struct HostConfig {
     pub(crate) env: Vec<(String, String)>,
     pub(crate) vm_configuration: Vec<u8>,
     pub(crate) plugin_configuration: Vec<u8>,
+    /// Kong: `server_name` and listening port of the server block (`:authority`).
+    pub(crate) kong_server: (String, u16),
 }
 
 /// State shared by every worker of a harness.
@@ -67,6 +69,19 @@ pub(crate) struct StreamState {
     pub(crate) local_response_pending: bool,
     pub(crate) properties: BTreeMap<Vec<u8>, Vec<u8>>,
     pub(crate) events: Vec<StreamEvent>,
+    /// Kong: nginx's request header list (`request_headers` is its view).
+    pub(crate) kong_request: Option<crate::host::ngx_headers::NgxRequest>,
+    /// Kong: response headers the filter set before the response existed
+    /// (`r->headers_out.headers` exists from the start of the request).
+    pub(crate) kong_early_response: Headers,
+    /// Kong: the request is paused in the request headers/body step (yielded).
+    pub(crate) kong_request_paused: bool,
+    /// Kong: the response body step returned Pause: the engine buffers the rest of the body.
+    pub(crate) kong_response_buffering: bool,
+    /// Kong: a local response sent during response headers replaces the response body.
+    pub(crate) kong_body_override: Option<Vec<u8>>,
+    /// Kong: request body chunks are being read (no `end_of_stream` yet).
+    pub(crate) kong_body_reading: bool,
 }
 
 /// What a `Store` holds: one VM's view of the host.
@@ -84,6 +99,8 @@ pub struct HostState {
     pub(crate) next_token: u32,
     /// Response being delivered by `proxy_on_http_call_response`.
     pub(crate) callout_response: Option<crate::host::callouts::CalloutResponse>,
+    /// Kong: `:dispatch_status` of the call being delivered (socket status, `ok` on success).
+    pub(crate) callout_dispatch_status: Option<String>,
     pub(crate) root_done: bool,
     /// Unfinished stdout / stderr lines.
     pub(crate) output_lines: [Vec<u8>; 2],
@@ -91,18 +108,22 @@ pub struct HostState {
 
 impl HostState {
     pub(crate) fn new(world: SharedWorld, config: Arc<HostConfig>, worker: usize) -> HostState {
+        // ngx_http_proxy_wasm_dispatch.c, ngx_http_proxy_wasm_dispatch: `static uint32_t
+        // callout_ids = 0`: Kong hands out call ids per worker process from 0.
+        let next_token = if config.profile.is_kong() { 0 } else { 1 };
         HostState {
             world,
             config,
             worker,
             root_context_id: 1,
             context_id: 1,
-            phase: Phase::Root,
+            phase: Phase::Init,
             streams: HashMap::new(),
             tick_period_ms: 0,
             next_tick_ns: None,
-            next_token: 1,
+            next_token,
             callout_response: None,
+            callout_dispatch_status: None,
             root_done: false,
             output_lines: [Vec::new(), Vec::new()],
         }
@@ -122,9 +143,14 @@ impl HostState {
     }
 
     pub(crate) fn log(&self, level: LogLevel, message: String) {
+        self.log_as(self.context_id, level, message);
+    }
+
+    /// Logs on behalf of a given context (engine lines written outside a callback).
+    pub(crate) fn log_as(&self, context_id: u32, level: LogLevel, message: String) {
         let entry = LogEntry {
             worker: self.worker,
-            context_id: self.context_id,
+            context_id,
             level,
             message,
         };

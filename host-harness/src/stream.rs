@@ -54,7 +54,7 @@ pub(crate) fn replay_local_response(
     stream.response_headers = Some(headers);
     stream.response_body = local.body.clone();
     let n = stream.response_headers.as_ref().map_or(0, Vec::len);
-    let eos = local.body.is_empty() && config.profile == Profile::Envoy;
+    let eos = local.body.is_empty() && !config.profile.is_kong();
     vm.call(
         "proxy_on_response_headers",
         ctx,
@@ -133,11 +133,10 @@ impl HttpStream {
         let mut vm = self.inner.vm(self.worker)?;
         let raw = vm.call(export, self.id, phase, args)?.unwrap_or(0);
         let mut action = Action::from_raw(raw);
-        if action == Action::Pause && !self.profile().may_pause(phase) {
-            vm.state().log(
-                crate::LogLevel::Error,
-                format!("host: kong cannot pause in {export}; continuing"),
-            );
+        let kong = self.profile().is_kong();
+        if kong {
+            action = kong_action(&mut vm, self.id, phase, action);
+        } else if action == Action::Pause && !self.profile().may_pause(phase) {
             action = Action::Continue;
         }
         if let Some(stream) = vm.state().streams.get_mut(&self.id) {
@@ -149,6 +148,11 @@ impl HttpStream {
                         let body = std::mem::take(&mut stream.request_body);
                         stream.forwarded_request_body.extend_from_slice(&body);
                     }
+                }
+                Phase::ResponseBody if stream.kong_body_override.is_some() => {
+                    // The local response sent in response headers replaced the body.
+                    stream.response_body.clear();
+                    stream.response_body_paused = false;
                 }
                 Phase::ResponseBody => {
                     stream.response_body_paused = paused;
@@ -167,7 +171,9 @@ impl HttpStream {
     }
 
     fn eos_for_headers(&self, eos: bool) -> bool {
-        eos && self.profile() == Profile::Envoy
+        // ngx_http_proxy_wasm.c, ngx_http_proxy_wasm_on_request_headers and
+        // ngx_http_proxy_wasm_on_response_headers pass `eof: 0` (9136e463, 96b4e27e).
+        eos && !self.profile().is_kong()
     }
 
     /// Sets a property of this stream (dotted path, e.g. `source.address`, `request.id`).
@@ -190,7 +196,9 @@ impl HttpStream {
         })
     }
 
-    /// A property as the guest would read it on this stream (None if absent).
+    /// A property stored for this stream (by the test or the guest), else harness-wide (None if
+    /// absent). Kong computes some paths from the request instead (see
+    /// [`crate::host::properties`]).
     pub fn property(&self, path: &str) -> Option<Vec<u8>> {
         let segments: Vec<&str> = path.split('.').collect();
         let key = codec::property_key(&segments);
@@ -199,15 +207,32 @@ impl HttpStream {
     }
 
     /// `on_request_headers`. Names are lowercased; values are bytes. On Kong the guest always
-    /// sees `end_of_stream = false`.
+    /// sees `end_of_stream = false`, and the map becomes nginx's header list (pseudo-headers
+    /// apart: `:authority` reads as [`crate::HarnessBuilder::kong_server`], put the client's
+    /// Host in a `host` line); see [`Self::upstream_request_headers`].
     pub fn send_request_headers<K: AsRef<str>, V: AsRef<[u8]>>(
         &mut self,
         headers: &[(K, V)],
         end_of_stream: bool,
     ) -> Result<Action, HarnessError> {
         let headers = to_headers(headers);
-        let n = headers.len();
-        self.with(|s| s.request_headers = Some(headers))?;
+        let kong = self.profile().is_kong();
+        // ngx_http_wasm_headers_request.c, ngx_http_wasm_req_headers_count: the list's
+        // elements (pseudo-headers are not in it).
+        let n = if kong {
+            headers.iter().filter(|(k, _)| !k.starts_with(':')).count()
+        } else {
+            headers.len()
+        };
+        self.with(|s| {
+            if kong {
+                let list = crate::host::ngx_headers::NgxRequest::new(&headers);
+                s.request_headers = Some(list.view());
+                s.kong_request = Some(list);
+            } else {
+                s.request_headers = Some(headers);
+            }
+        })?;
         let eos = self.eos_for_headers(end_of_stream);
         self.drive(
             "proxy_on_request_headers",
@@ -222,19 +247,27 @@ impl HttpStream {
 
     /// `on_request_body` with one chunk. While the filter pauses, chunks accumulate (Envoy
     /// buffers); on Continue the buffer is forwarded upstream ([`Self::request_body`]).
+    /// Kong reads the whole body first: chunks without `end_of_stream` are only buffered (no
+    /// callback, Continue), then `on_request_body` runs once with the whole body and
+    /// `end_of_stream = true` (ngx_http_proxy_wasm.c, ngx_http_proxy_wasm_on_request_body).
     pub fn send_request_body(
         &mut self,
         chunk: impl AsRef<[u8]>,
         end_of_stream: bool,
     ) -> Result<Action, HarnessError> {
         let chunk = chunk.as_ref().to_vec();
+        let kong = self.profile().is_kong();
         let size = self.with(|s| {
-            if !s.request_body_paused {
+            if !s.request_body_paused && !s.kong_body_reading {
                 s.request_body.clear();
             }
             s.request_body.extend_from_slice(&chunk);
+            s.kong_body_reading = kong && !end_of_stream;
             s.request_body.len()
         })?;
+        if kong && !end_of_stream {
+            return Ok(Action::Continue);
+        }
         self.drive(
             "proxy_on_request_body",
             Phase::RequestBody,
@@ -254,7 +287,8 @@ impl HttpStream {
         let trailers = to_headers(trailers);
         let n = trailers.len();
         self.with(|s| s.request_trailers = Some(trailers))?;
-        if self.profile() == Profile::Kong {
+        // ngx_proxy_wasm.c: no step ever runs proxy_on_request_trailers.
+        if self.profile().is_kong() {
             return Ok(Action::Continue);
         }
         self.drive(
@@ -264,15 +298,33 @@ impl HttpStream {
         )
     }
 
-    /// `on_response_headers` (`:status` belongs in the headers). Kong: `end_of_stream` false.
+    /// `on_response_headers` (`:status` belongs in the headers). Kong: `end_of_stream` false;
+    /// response headers the filter set during the request come first (they were already in
+    /// `r->headers_out.headers`).
     pub fn send_response_headers<K: AsRef<str>, V: AsRef<[u8]>>(
         &mut self,
         headers: &[(K, V)],
         end_of_stream: bool,
     ) -> Result<Action, HarnessError> {
-        let headers = to_headers(headers);
-        let n = headers.len();
-        self.with(|s| s.response_headers = Some(headers))?;
+        let mut headers = to_headers(headers);
+        let kong = self.profile().is_kong();
+        let n = self.with(|s| {
+            if kong {
+                let (pseudo, rest): (Headers, Headers) =
+                    headers.drain(..).partition(|(k, _)| k.starts_with(':'));
+                headers = pseudo;
+                headers.append(&mut std::mem::take(&mut s.kong_early_response));
+                headers.extend(rest);
+            }
+            // ngx_http_wasm_resp_headers_count: the list (`:status` is not in it).
+            let n = if kong {
+                headers.iter().filter(|(k, _)| !k.starts_with(':')).count()
+            } else {
+                headers.len()
+            };
+            s.response_headers = Some(headers);
+            n
+        })?;
         let eos = self.eos_for_headers(end_of_stream);
         self.drive(
             "proxy_on_response_headers",
@@ -285,20 +337,29 @@ impl HttpStream {
         )
     }
 
-    /// `on_response_body` with one chunk (buffered while the filter pauses).
+    /// `on_response_body` with one chunk (buffered while the filter pauses). Kong: after a
+    /// Pause the engine buffers the rest of the body without calling the filter (Pause is
+    /// returned) and calls it once more at the end of the stream (ngx_proxy_wasm.c, action2rc
+    /// `resp_buffering`); a Pause then is logged and ignored (ngx_http_proxy_wasm.c,
+    /// ngx_http_proxy_wasm_on_response_body). After a local response sent during response
+    /// headers, the upstream body is replaced by it.
     pub fn send_response_body(
         &mut self,
         chunk: impl AsRef<[u8]>,
         end_of_stream: bool,
     ) -> Result<Action, HarnessError> {
         let chunk = chunk.as_ref().to_vec();
-        let size = self.with(|s| {
+        let kong = self.profile().is_kong();
+        let (size, buffering) = self.with(|s| {
             if !s.response_body_paused {
                 s.response_body.clear();
             }
             s.response_body.extend_from_slice(&chunk);
-            s.response_body.len()
+            (s.response_body.len(), s.kong_response_buffering)
         })?;
+        if kong && buffering && !end_of_stream {
+            return Ok(Action::Pause);
+        }
         self.drive(
             "proxy_on_response_body",
             Phase::ResponseBody,
@@ -318,7 +379,9 @@ impl HttpStream {
         let trailers = to_headers(trailers);
         let n = trailers.len();
         self.with(|s| s.response_trailers = Some(trailers))?;
-        if self.profile() == Profile::Kong {
+        // ngx_proxy_wasm.c, ngx_proxy_wasm_run_step: the RESP_TRAILERS step needs
+        // NGX_WASM_RESPONSE_TRAILERS, which no build defines.
+        if self.profile().is_kong() {
             return Ok(Action::Continue);
         }
         self.drive(
@@ -352,25 +415,56 @@ impl HttpStream {
         vm.call(
             "proxy_on_delete",
             self.id,
-            Phase::Done,
+            Phase::Delete,
             &[Val::I32(self.id as i32)],
         )?;
         vm.state().streams.remove(&self.id);
         Ok(())
     }
 
-    /// `on_log`, `on_done`, `on_delete`: what Envoy does when a stream ends.
+    /// Ends the stream as the gateway does: Envoy `on_log`, `on_done`, `on_delete`; Kong
+    /// `on_done`, `on_log` (both in the LOG step, ngx_proxy_wasm.c ngx_proxy_wasm_on_log calls
+    /// proxy_on_done first for ABI < vNEXT), then `on_delete` (DONE step,
+    /// ngx_proxy_wasm_on_done calls `proxy_on_context_finalize` = proxy_on_delete).
     pub fn finish(&mut self) -> Result<(), HarnessError> {
-        self.log()?;
-        self.done()?;
+        if self.profile().is_kong() {
+            self.done()?;
+            self.log()?;
+        } else {
+            self.log()?;
+            self.done()?;
+        }
         self.delete()
     }
 
     // ---- observations ----
 
-    /// Request headers as the filter left them (what the upstream would get).
+    /// Request headers as the filter sees them now (pseudo-headers included). What the
+    /// upstream receives is [`Self::upstream_request_headers`].
     pub fn request_headers(&self) -> Headers {
         self.read(|s| s.request_headers.clone().unwrap_or_default())
+    }
+
+    /// The request header lines the upstream receives (no pseudo-headers).
+    ///
+    /// Envoy: the current request map. Kong: every element of nginx's header list in order,
+    /// removed ones included: ngx_wasm_module only marks a removed header (`hash = 0`) and
+    /// nginx's proxy module (ngx_http_proxy_create_request) forwards every element. So a
+    /// removed client header still reaches the upstream with its last value; a replaced one
+    /// shows its new value in its original place (with duplicates, every line is forwarded
+    /// although the filter sees none); added lines and `set_header_map_pairs` lines follow
+    /// the client's. See [`crate::host::ngx_headers`] for the exact rules.
+    pub fn upstream_request_headers(&self) -> Headers {
+        self.read(|s| match &s.kong_request {
+            Some(list) => list.upstream(),
+            None => s
+                .request_headers
+                .clone()
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|(n, _)| !n.starts_with(':'))
+                .collect(),
+        })
     }
 
     /// Response headers as the filter left them.
@@ -439,10 +533,17 @@ impl HttpStream {
         self.read(|s| s.events.clone())
     }
 
-    /// Whether the filter resumed the request (`proxy_continue_stream(HttpRequest)`).
+    /// Whether the request was resumed: the filter called `proxy_continue_stream(HttpRequest)`
+    /// (on Kong also `HttpResponse`, which resumes the request there), or Kong's engine
+    /// resumed it after its last callout ([`StreamEvent::EngineResumed`]).
     pub fn request_resumed(&self) -> bool {
-        self.events()
-            .contains(&StreamEvent::Resumed(StreamType::Request))
+        let kong = self.profile().is_kong();
+        self.events().iter().any(|e| match e {
+            StreamEvent::Resumed(StreamType::Request)
+            | StreamEvent::EngineResumed(StreamType::Request) => true,
+            StreamEvent::Resumed(StreamType::Response) => kong,
+            _ => false,
+        })
     }
 
     /// Whether the filter resumed the response.
@@ -460,6 +561,53 @@ impl HttpStream {
             .filter(|l| l.worker == self.worker && l.context_id == self.id)
             .cloned()
             .collect()
+    }
+}
+
+/// Kong's handling of a callback's return action (ngx_proxy_wasm.c, action2rc).
+fn kong_action(vm: &mut Vm, ctx: u32, phase: Phase, action: Action) -> Action {
+    let state = vm.state();
+    let Some(stream) = state.streams.get_mut(&ctx) else {
+        return action;
+    };
+    let paused = action == Action::Pause;
+    match phase {
+        Phase::RequestHeaders | Phase::RequestBody => {
+            stream.kong_request_paused = paused && stream.local_response.is_none();
+            action
+        }
+        Phase::ResponseHeaders => {
+            if paused {
+                if stream.kong_body_override.is_none() {
+                    state.log_as(
+                        ctx,
+                        crate::LogLevel::Warn,
+                        "\"ResponseHeaders\" returned \"PAUSE\": local response expected but \
+                         none produced"
+                            .into(),
+                    );
+                }
+                // ngx_http_wasm_header_filter_handler ignores the rc: the response goes on.
+                return Action::Continue;
+            }
+            action
+        }
+        Phase::ResponseBody => {
+            if paused && stream.kong_response_buffering {
+                stream.kong_response_buffering = false;
+                state.log_as(
+                    ctx,
+                    crate::LogLevel::Error,
+                    "invalid \"on_response_body\" return action (PAUSE): response body \
+                     buffering already requested"
+                        .into(),
+                );
+                return Action::Continue;
+            }
+            stream.kong_response_buffering = paused;
+            action
+        }
+        _ => action,
     }
 }
 

@@ -263,6 +263,8 @@ pub enum StreamEvent {
     LocalResponseSent,
     /// Legacy `proxy_clear_route_cache`.
     RouteCacheCleared,
+    /// Kong: the engine resumed the stream itself (its last pending callout finished).
+    EngineResumed(StreamType),
 }
 
 /// A metric as the host holds it.

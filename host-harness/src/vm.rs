@@ -6,7 +6,9 @@ use crate::state::HostState;
 use crate::LogLevel;
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
-use wasmtime::{Config, Engine, Instance, Linker, Module, OptLevel, Store, Val};
+use wasmtime::{
+    Config, Engine, ExternType, FuncType, Instance, Linker, Module, OptLevel, Store, Val,
+};
 
 /// Compiled modules are immutable: one engine and a compile cache per test process keep
 /// parallel tests from recompiling the same plugin. No host state lives here.
@@ -113,19 +115,35 @@ impl Vm {
     /// Links, checks imports (naming the first unknown one), instantiates and runs
     /// `_initialize` (or `_start`), then creates the root context.
     pub(crate) fn new(module: &Module, state: HostState) -> Result<Vm, HarnessError> {
+        let profile = state.config.profile;
         let mut linker: Linker<HostState> = Linker::new(engine());
         crate::host::add_to_linker(&mut linker, |s| s)
             .map_err(|e| HarnessError::Instantiate(format!("{e:?}")))?;
+        if profile.is_kong() {
+            crate::host::add_kong_overrides(&mut linker, |s| s)
+                .map_err(|e| HarnessError::Instantiate(format!("{e:?}")))?;
+        }
         let mut store = Store::new(engine(), state);
         for import in module.imports() {
-            if linker
-                .get(&mut store, import.module(), import.name())
-                .is_err()
-            {
+            let Ok(found) = linker.get(&mut store, import.module(), import.name()) else {
                 return Err(HarnessError::UnknownImport {
                     module: import.module().to_string(),
                     name: import.name().to_string(),
                 });
+            };
+            // The engine links with the signature of its own declaration (ngx_wrt_wasmtime.c,
+            // ngx_wasmtime_link_module: wasmtime_linker_define_func with the host's functype),
+            // so a module importing another signature does not instantiate.
+            if let (ExternType::Func(wanted), Some(func)) = (import.ty(), found.into_func()) {
+                let declared = func.ty(&store);
+                if !FuncType::eq(&wanted, &declared) {
+                    return Err(HarnessError::IncompatibleImport {
+                        module: import.module().to_string(),
+                        name: import.name().to_string(),
+                        expected: declared.to_string(),
+                        found: wanted.to_string(),
+                    });
+                }
             }
         }
         let instance = linker
@@ -143,12 +161,12 @@ impl Vm {
         } else {
             "_start"
         };
-        vm.call(init, 0, Phase::Root, &[])?;
+        vm.call(init, 0, Phase::Init, &[])?;
         let root = vm.store.data().root_context_id;
         vm.call(
             "proxy_on_context_create",
             root,
-            Phase::Root,
+            Phase::Init,
             &[Val::I32(root as i32), Val::I32(0)],
         )?;
         Ok(vm)
@@ -182,10 +200,11 @@ impl Vm {
             state.context_id = context;
             state.phase = phase;
         }
+        let logs_before = self.store.data().world().logs.len();
         let ty = func.ty(&self.store);
         let mut results: Vec<Val> = ty.results().map(|_| Val::I32(0)).collect();
         let outcome = func.call(&mut self.store, args, &mut results);
-        self.store.data_mut().phase = Phase::Root;
+        self.store.data_mut().phase = Phase::Init;
         match outcome {
             Ok(()) => Ok(results.first().and_then(Val::i32)),
             Err(source) => {
@@ -195,6 +214,7 @@ impl Vm {
                     world
                         .logs
                         .iter()
+                        .skip(logs_before)
                         .rev()
                         .find(|l| l.worker == worker && l.level == LogLevel::Critical)
                         .map(|l| l.message.clone())

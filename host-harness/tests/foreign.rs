@@ -1,4 +1,4 @@
-//! proxy_call_foreign_function: registered closures, NotFound otherwise.
+//! proxy_call_foreign_function: registered closures, NotFound otherwise (Envoy); Kong traps.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod common;
 use common::*;
@@ -6,7 +6,8 @@ use host_harness::{Profile, Status};
 
 #[test]
 fn registered_function_is_called_with_bytes() {
-    for profile in PROFILES {
+    {
+        let profile = Profile::Envoy;
         let h = harness(
             probe(profile)
                 .foreign_function("reverse", |args| Ok(args.iter().rev().copied().collect())),
@@ -47,4 +48,25 @@ fn verify_signature_hook_and_error_statuses() {
         header(&s, "x-probe-foreign-status").as_deref(),
         Some("badargument")
     );
+}
+
+#[test]
+fn kong_traps_even_for_registered_functions() {
+    for profile in KONGS {
+        let h = harness(probe(profile).foreign_function("reverse", |args| Ok(args.to_vec())));
+        let mut s = h.stream().unwrap();
+        let err = s
+            .send_request_headers(&request(&["reqh~foreign~reverse~abc"]), false)
+            .unwrap_err();
+        assert!(
+            matches!(
+                err.host_trap(),
+                Some(host_harness::HostTrap::NotImplemented {
+                    call: "proxy_call_foreign_function",
+                    ..
+                })
+            ),
+            "{err}"
+        );
+    }
 }

@@ -2,7 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod common;
 use common::*;
-use host_harness::{Action, Profile};
+use host_harness::{Action, HostTrap, LogLevel, Profile};
 
 #[test]
 fn filter_mutations_are_visible_with_duplicates_in_order() {
@@ -33,11 +33,7 @@ fn filter_mutations_are_visible_with_duplicates_in_order() {
         );
         let names: Vec<String> = s.request_headers().into_iter().map(|(n, _)| n).collect();
         assert!(names.iter().all(|n| *n == n.to_ascii_lowercase()));
-        let eos = if profile == Profile::Envoy {
-            "true"
-        } else {
-            "false"
-        };
+        let eos = if !profile.is_kong() { "true" } else { "false" };
         assert_eq!(
             header(&s, "x-probe-eos").as_deref(),
             Some(eos),
@@ -46,32 +42,236 @@ fn filter_mutations_are_visible_with_duplicates_in_order() {
     }
 }
 
-/// Both hosts leave one value (Envoy 1.40's `setCopy` removes every duplicate, as the
-/// real-Envoy scenario tests show); Envoy appends it, Kong keeps the first one's place.
+/// Envoy 1.40's `setCopy` removes every duplicate and appends the new value (as the real-Envoy
+/// scenario tests show). Kong (ngx_http_wasm_set_header_helper) updates a single value in
+/// place, but with duplicates it clears every value: the filter sees none, the upstream all.
 #[test]
-fn replace_leaves_one_value_placed_per_profile() {
-    let ops = ["reqh~set~x-dup~new"];
+fn replace_per_profile() {
+    let ops = ["reqh~set~x-dup~new", "reqh~set~x-one~new"];
     let mut req = request(&ops);
     req.push(("x-dup".into(), b"1".to_vec()));
+    req.push(("x-one".into(), b"1".to_vec()));
     req.push(("x-after".into(), b"a".to_vec()));
     req.push(("x-dup".into(), b"2".to_vec()));
 
-    for (profile, dup_after_x_after) in [(Profile::Envoy, true), (Profile::Kong, false)] {
+    let h = harness(probe(Profile::Envoy));
+    let mut s = h.stream().unwrap();
+    s.send_request_headers(&req, false).unwrap();
+    assert_eq!(s.request_header_values("x-dup"), vec![b"new".to_vec()]);
+    let names: Vec<String> = s.request_headers().into_iter().map(|(n, _)| n).collect();
+    let pos = |name: &str| names.iter().position(|n| n == name).unwrap();
+    assert!(pos("x-dup") > pos("x-after"));
+    assert!(pos("x-one") > pos("x-after"));
+
+    for profile in KONGS {
+        let h = harness(probe(profile));
+        let mut s = h.stream().unwrap();
+        s.send_request_headers(&req, false).unwrap();
+        assert!(s.request_header_values("x-dup").is_empty(), "{profile:?}");
+        assert_eq!(s.request_header_values("x-one"), vec![b"new".to_vec()]);
+        let names: Vec<String> = s.request_headers().into_iter().map(|(n, _)| n).collect();
+        let pos = |name: &str| names.iter().position(|n| n == name).unwrap();
+        assert!(pos("x-one") < pos("x-after"), "{profile:?}: in place");
+        let up: Vec<(String, String)> = s
+            .upstream_request_headers()
+            .into_iter()
+            .map(|(n, v)| (n, String::from_utf8(v).unwrap()))
+            .filter(|(n, _)| !n.starts_with("x-probe"))
+            .collect();
+        let expect: Vec<(String, String)> = [
+            ("x-dup", "new"),
+            ("x-one", "new"),
+            ("x-after", "a"),
+            ("x-dup", "2"),
+        ]
+        .iter()
+        .map(|(n, v)| (n.to_string(), v.to_string()))
+        .collect();
+        assert_eq!(up, expect, "{profile:?}");
+    }
+}
+
+#[test]
+fn upstream_request_headers_keep_removed_lines_on_kong() {
+    let ops = ["reqh~del~x-secret", "reqh~add~x-new~1"];
+    let mut req = request(&ops);
+    req.push(("x-secret".into(), b"s3cret".to_vec()));
+    req.push(("x-keep".into(), b"k".to_vec()));
+    for profile in PROFILES {
+        let h = harness(probe(profile));
+        let mut s = h.stream().unwrap();
+        s.send_request_headers(&req, false).unwrap();
+        assert!(s.request_header("x-secret").is_none());
+        let up: Vec<String> = s
+            .upstream_request_headers()
+            .into_iter()
+            .map(|(n, _)| n)
+            .filter(|n| !n.starts_with("x-probe"))
+            .collect();
+        assert!(up.iter().all(|n| !n.starts_with(':')), "{up:?}");
+        if profile.is_kong() {
+            assert_eq!(up, ["x-secret", "x-keep", "x-new"], "{profile:?}");
+            assert_eq!(
+                s.upstream_request_headers()
+                    .iter()
+                    .find(|(n, _)| n == "x-secret")
+                    .map(|(_, v)| v.clone()),
+                Some(b"s3cret".to_vec())
+            );
+        } else {
+            assert_eq!(up, ["x-keep", "x-new"]);
+        }
+    }
+    // set_header_map_pairs: every original line stays for the upstream, the pairs follow.
+    let mut req = request(&["reqh~replace-all~a=1~b=2"]);
+    req.push(("x-c".into(), b"c".to_vec()));
+    for profile in KONGS {
+        let h = harness(probe(profile));
+        let mut s = h.stream().unwrap();
+        s.send_request_headers(&req, false).unwrap();
+        let live: Vec<String> = s
+            .request_headers()
+            .into_iter()
+            .map(|(n, _)| n)
+            .filter(|n| !n.starts_with("x-probe") && !n.starts_with(':'))
+            .collect();
+        assert_eq!(live, ["a", "b"]);
+        let up: Vec<String> = s
+            .upstream_request_headers()
+            .into_iter()
+            .map(|(n, _)| n)
+            .filter(|n| !n.starts_with("x-probe"))
+            .collect();
+        assert_eq!(up, ["x-c", "a", "b"], "{profile:?}");
+    }
+}
+
+#[test]
+fn kong_authority_is_the_server_block_not_the_client_host() {
+    let ops = [
+        "reqh~get~:authority",
+        "reqh~set~:authority~evil",
+        "reqh~set~:path~/new",
+    ];
+    for profile in KONGS {
+        let h = harness(probe(profile));
+        let s = run(&h, 0, &ops);
+        assert_eq!(header(&s, "x-probe-got").as_deref(), Some("localhost:8000"));
+        assert!(h.logged("cannot set read-only \":authority\" header"));
+        assert_eq!(s.request_header(":path"), Some(b"/new".to_vec()));
+        let h = harness(probe(profile).kong_server("kong.example", 8443));
+        let s = run(&h, 0, &ops[..1]);
+        assert_eq!(
+            header(&s, "x-probe-got").as_deref(),
+            Some("kong.example:8443")
+        );
+    }
+    let h = harness(probe(Profile::Envoy));
+    let s = run(&h, 0, &ops[..1]);
+    assert_eq!(header(&s, "x-probe-got").as_deref(), Some("example.com"));
+}
+
+#[test]
+fn kong_refuses_to_add_a_present_builtin_header() {
+    let mut req = request(&["reqh~add~authorization~Basic b", "reqh~add~x-multi~2"]);
+    req.push(("authorization".into(), b"Bearer a".to_vec()));
+    req.push(("x-multi".into(), b"1".to_vec()));
+    for profile in KONGS {
         let h = harness(probe(profile));
         let mut s = h.stream().unwrap();
         s.send_request_headers(&req, false).unwrap();
         assert_eq!(
-            s.request_header_values("x-dup"),
-            vec![b"new".to_vec()],
-            "{profile:?}"
+            s.request_header_values("authorization"),
+            vec![b"Bearer a".to_vec()]
         );
-        let names: Vec<String> = s.request_headers().into_iter().map(|(n, _)| n).collect();
-        let pos = |name: &str| names.iter().position(|n| n == name).unwrap();
-        assert_eq!(
-            pos("x-dup") > pos("x-after"),
-            dup_after_x_after,
-            "{profile:?}"
+        assert_eq!(s.request_header_values("x-multi").len(), 2);
+        assert!(h.logged("cannot add new \"Authorization\" builtin request header"));
+    }
+}
+
+#[test]
+fn kong_header_writes_are_limited_to_their_steps() {
+    for profile in KONGS {
+        // Request headers after the response started.
+        let h = harness(probe(profile));
+        let mut s = run(&h, 0, &["log~add~x-late~1"]);
+        s.send_response_headers(&[(":status", "200")], false)
+            .unwrap();
+        let err = s.log().unwrap_err();
+        assert!(
+            err.to_string().contains(
+                "host trap (bad usage): can only set request headers before response is produced"
+            ),
+            "{err}"
         );
+        // Response headers once the body flows.
+        let h = harness(probe(profile));
+        let mut s = run(&h, 0, &["respb~radd~x-late~1"]);
+        s.send_response_headers(&[(":status", "200")], false)
+            .unwrap();
+        let err = s.send_response_body("b", true).unwrap_err();
+        assert!(
+            err.to_string().contains(
+                "host trap (bad usage): can only set response headers before \"on_response_body\""
+            ),
+            "{err}"
+        );
+        // Response headers set during the request are kept for the response.
+        let h = harness(probe(profile));
+        let mut s = run(&h, 0, &["reqh~count~response", "reqh~radd~x-early~1"]);
+        assert_eq!(header(&s, "x-probe-count").as_deref(), Some("0"));
+        s.send_response_headers(&[(":status", "200"), ("server", "up")], false)
+            .unwrap();
+        assert_eq!(resp_header(&s, "x-early").as_deref(), Some("1"));
+        assert_eq!(resp_header(&s, "server").as_deref(), Some("up"));
+    }
+}
+
+#[test]
+fn kong_root_context_reads_crash_and_set_effective_context_is_a_no_op() {
+    for profile in PROFILES {
+        let h = harness(probe(profile).plugin_config("tick_ms=10\ntick_effective=2"));
+        let mut s = h.stream().unwrap();
+        assert_eq!(s.context_id(), 2);
+        // Envoy would switch to the root context (and the probe's header writes would then
+        // fail): point it at the stream itself.
+        s.send_request_headers(&request(&["reqh~effective~2"]), false)
+            .unwrap();
+        assert_eq!(header(&s, "x-probe-effective").as_deref(), Some("ok"));
+        let result = h.advance_clock(std::time::Duration::from_millis(10));
+        if profile.is_kong() {
+            let err = result.unwrap_err();
+            assert!(
+                matches!(err.host_trap(), Some(HostTrap::Crash { .. })),
+                "{profile:?}: {err}"
+            );
+            assert!(err.to_string().contains("crash the nginx worker"), "{err}");
+            assert!(h.logged("probe tick-effective=ok"));
+        } else {
+            result.unwrap();
+            assert!(h.logged("probe tick-path=/probe"));
+        }
+    }
+}
+
+#[test]
+fn kong_pseudo_header_removal_and_bad_status() {
+    for profile in KONGS {
+        let h = harness(probe(profile));
+        let mut s = h.stream().unwrap();
+        let err = s
+            .send_request_headers(&request(&["reqh~del~:path"]), false)
+            .unwrap_err();
+        assert!(
+            matches!(err.host_trap(), Some(HostTrap::Crash { .. })),
+            "{err}"
+        );
+        let h = harness(probe(profile));
+        let mut s = run(&h, 0, &["resph~set~:status~42"]);
+        s.send_response_headers(&[(":status", "200")], false)
+            .unwrap();
+        assert!(h.logged("ignoring attempt to set invalid response status: \"42\""));
+        assert_eq!(resp_header(&s, ":status").as_deref(), Some("200"));
     }
 }
 
@@ -108,7 +308,7 @@ fn response_headers_and_trailers() {
         s.send_response_trailers(&[("grpc-status", "0")]).unwrap();
         let trailer_added = s.response_trailers().iter().any(|(n, _)| n == "x-t");
         // Kong never calls trailer callbacks.
-        assert_eq!(trailer_added, profile == Profile::Envoy, "{profile:?}");
+        assert_eq!(trailer_added, !profile.is_kong(), "{profile:?}");
     }
 }
 
@@ -128,14 +328,19 @@ fn pause_and_resume_are_observable() {
 }
 
 #[test]
-fn kong_refuses_pause_in_response_headers() {
-    let h = harness(probe(Profile::Kong));
-    let mut s = run(&h, 0, &["resph~pause"]);
-    let a = s
-        .send_response_headers(&[(":status", "200")], false)
-        .unwrap();
-    assert_eq!(a, Action::Continue);
-    assert!(h.logged("kong cannot pause in proxy_on_response_headers"));
+fn kong_ignores_pause_in_response_headers() {
+    for profile in KONGS {
+        let h = harness(probe(profile));
+        let mut s = run(&h, 0, &["resph~pause"]);
+        let a = s
+            .send_response_headers(&[(":status", "200")], false)
+            .unwrap();
+        assert_eq!(a, Action::Continue);
+        assert!(h.logs_at(LogLevel::Warn).contains(
+            &"\"ResponseHeaders\" returned \"PAUSE\": local response expected but none produced"
+                .to_string()
+        ));
+    }
 
     let h = harness(probe(Profile::Envoy));
     let mut s = run(&h, 0, &["resph~pause"]);

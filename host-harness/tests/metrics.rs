@@ -16,7 +16,8 @@ fn counters_are_shared_by_workers_and_named_per_profile() {
         assert_eq!((m.kind, m.value), (MetricType::Counter, 3));
         let expected = match profile {
             Profile::Envoy => "wasmcustom.requests",
-            Profile::Kong => "pw.ratelimit.requests",
+            Profile::Kong => "pw:ratelimit:requests",
+            Profile::Kong38 => "pw.ratelimit.requests",
         };
         assert_eq!(m.host_name, expected);
         assert_eq!(h.host_metric_name("requests"), expected);

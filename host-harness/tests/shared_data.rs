@@ -118,22 +118,48 @@ fn delete_keeps_an_empty_key_on_envoy_and_removes_it_on_kong() {
     assert!(value.is_empty());
     assert_ne!(cas, 0);
 
-    let h = harness(probe(Profile::Kong));
-    let s = run(
-        &h,
-        0,
-        &[
-            "reqh~shared-get~k",
-            "reqh~shared-set~k~v",
-            "reqh~shared-get~k",
-            "reqh~shared-set~k~",
-        ],
-    );
-    assert_eq!(
-        s.request_header_values("x-probe-shared-set-status"),
-        vec![b"ok".to_vec(), b"ok".to_vec()]
-    );
-    assert!(h.shared_data("k").is_none());
+    for profile in KONGS {
+        let h = harness(probe(profile));
+        let s = run(
+            &h,
+            0,
+            &[
+                "reqh~shared-get~k",
+                "reqh~shared-set~k~v",
+                "reqh~shared-get~k",
+                // Non-null empty value: stored.
+                "reqh~shared-set~k~",
+                "reqh~shared-get~k",
+                // Null value: deleted.
+                "reqh~shared-delete~k",
+            ],
+        );
+        assert_eq!(
+            s.request_header_values("x-probe-shared-set-status"),
+            vec![b"ok".to_vec(), b"ok".to_vec(), b"ok".to_vec()]
+        );
+        // ngx_wa_shm_kv_set_locked: n->cas += 1 per write, from 0.
+        assert_eq!(
+            s.request_header_values("x-probe-shared-cas"),
+            vec![b"0".to_vec(), b"1".to_vec(), b"2".to_vec()]
+        );
+        // The empty value reads back as an empty value, not as none.
+        assert_eq!(
+            s.request_header_values("x-probe-shared-value"),
+            vec![b"<none>".to_vec(), b"v".to_vec(), b"".to_vec()]
+        );
+        assert!(h.shared_data("k").is_none());
+        // Deleting a missing key writes nothing: CasMismatch.
+        let s = run(&h, 0, &["reqh~shared-delete~k"]);
+        assert_eq!(
+            header(&s, "x-probe-shared-set-status").as_deref(),
+            Some("casmismatch")
+        );
+        assert_eq!(
+            h.delete_shared_data("k", 0),
+            Err(host_harness::Status::CasMismatch)
+        );
+    }
 }
 
 #[test]
@@ -180,6 +206,23 @@ fn kong_without_shm_kv_traps() {
         .unwrap_err();
     assert!(
         matches!(err.host_trap(), Some(HostTrap::NoShmKv { .. })),
+        "{err}"
+    );
+    // ngx_proxy_wasm_hfuncs_get_shared_data: ngx_wa_shm_kv_resolve_key -> NGX_DECLINED.
+    assert!(
+        err.to_string().contains(
+            "host trap (bad usage): failed getting value from shm (could not resolve namespace)"
+        ),
+        "{err}"
+    );
+    let h = harness(probe(Profile::Kong38).kong_shm_kv(false));
+    let mut s = h.stream().unwrap();
+    let err = s
+        .send_request_headers(&request(&["reqh~shared-set-nocas~k~v"]), false)
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("failed setting value to shm (could not resolve namespace)"),
         "{err}"
     );
     // The VM is dead afterwards, as a trapped VM is in the gateway.

@@ -2,7 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod common;
 use common::*;
-use host_harness::{Harness, HarnessError, HostTrap, Profile};
+use host_harness::{Action, Harness, HarnessError, HostTrap, Profile, StreamEvent};
 
 const PREFIX: &str = r#"(module
   (import "env" "proxy_log" (func $log (param i32 i32 i32) (result i32)))
@@ -85,26 +85,109 @@ fn guest_panic_traps_with_its_message_and_kills_the_vm() {
 
 #[test]
 fn kong_traps_on_calls_it_does_not_implement() {
-    for (op, call) in [
-        ("reqh~done", "proxy_done"),
-        ("reqh~close", "proxy_close_stream"),
-        ("reqh~grpc~svc", "proxy_grpc_call"),
-        (
-            "reqh~resume~response",
-            "proxy_continue_stream(HttpResponse)",
-        ),
-    ] {
-        let h = harness(probe(Profile::Kong));
-        let mut s = h.stream().unwrap();
-        let err = s.send_request_headers(&request(&[op]), false).unwrap_err();
-        match err.host_trap() {
-            Some(HostTrap::NotImplemented {
-                call: c,
-                profile: "kong",
-            }) => assert_eq!(*c, call),
-            _ => panic!("{op}: {err}"),
+    // ngx_proxy_wasm_host.c, ngx_proxy_wasm_hfuncs[]: ngx_proxy_wasm_hfuncs_nop entries.
+    for profile in KONGS {
+        for (op, call) in [
+            ("reqh~done", "proxy_done"),
+            ("reqh~close", "proxy_close_stream"),
+            ("reqh~grpc~svc", "proxy_grpc_call"),
+            (
+                "reqh~foreign~verify_signature~x",
+                "proxy_call_foreign_function",
+            ),
+            ("reqh~resolve~~jobs", "proxy_resolve_shared_queue"),
+        ] {
+            let h = harness(probe(profile).foreign_function("verify_signature", |_| Ok(vec![1])));
+            let mut s = h.stream().unwrap();
+            let err = s.send_request_headers(&request(&[op]), false).unwrap_err();
+            match err.host_trap() {
+                Some(HostTrap::NotImplemented {
+                    call: c,
+                    profile: p,
+                }) => {
+                    assert_eq!(*c, call);
+                    assert_eq!(*p, profile.name());
+                }
+                _ => panic!("{op}: {err}"),
+            }
+            assert!(
+                err.to_string()
+                    .contains(&format!("host trap (function not yet implemented): {call}")),
+                "{err}"
+            );
         }
     }
+}
+
+const WAT_LEGACY: &str = r#"(module
+  (import "env" "proxy_continue_response" (func $cr (result i32)))
+  (import "env" "proxy_clear_route_cache" (func $crc (result i32)))
+  (import "env" "proxy_continue_stream" (func $cs (param i32) (result i32)))
+  (memory (export "memory") 1)
+  (func (export "proxy_abi_version_0_2_1"))
+  (func (export "proxy_on_memory_allocate") (param i32) (result i32) i32.const 1024)
+  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+    (local.get 1))
+  (func (export "proxy_on_response_headers") (param i32 i32 i32) (result i32)
+    (if (i32.eq (local.get 1) (i32.const 1)) (then (drop (call $cr))))
+    (if (i32.eq (local.get 1) (i32.const 2)) (then (drop (call $crc))))
+    (if (i32.eq (local.get 1) (i32.const 3)) (then (return (call $cs (i32.const 1)))))
+    (if (i32.eq (local.get 1) (i32.const 4)) (then (return (call $cs (i32.const 2)))))
+    i32.const 0))"#;
+
+#[test]
+fn kong_legacy_continue_response_and_clear_route_cache_trap() {
+    // The number of response headers selects the call (see WAT_LEGACY).
+    let resp = |n: usize| -> Vec<(String, String)> {
+        let mut h = vec![(":status".to_string(), "200".to_string())];
+        for i in 0..n {
+            h.push((format!("x-{i}"), "v".to_string()));
+        }
+        h
+    };
+    for profile in KONGS {
+        for (n, call) in [
+            (1, "proxy_continue_response"),
+            (2, "proxy_clear_route_cache"),
+        ] {
+            let h = Harness::builder()
+                .profile(profile)
+                .build(WAT_LEGACY.as_bytes())
+                .unwrap();
+            let mut s = h.stream().unwrap();
+            s.send_request_headers(&[(":path", "/")], false).unwrap();
+            let err = s.send_response_headers(&resp(n), false).unwrap_err();
+            assert!(
+                matches!(err.host_trap(), Some(HostTrap::NotImplemented { call: c, .. }) if *c == call),
+                "{err}"
+            );
+        }
+        // proxy_continue_stream(HttpResponse) resumes (the request) and returns Ok (0);
+        // another stream type logs NYI and returns InternalFailure (10).
+        let h = Harness::builder()
+            .profile(profile)
+            .build(WAT_LEGACY.as_bytes())
+            .unwrap();
+        let mut s = h.stream().unwrap();
+        s.send_request_headers(&[(":path", "/")], false).unwrap();
+        assert_eq!(
+            s.send_response_headers(&resp(3), false).unwrap(),
+            Action::Continue
+        );
+        assert!(s.response_resumed());
+        assert_eq!(
+            s.send_response_headers(&resp(4), false).unwrap(),
+            Action::Other(10)
+        );
+        assert!(h.logged("NYI - continue stream type: 2"));
+    }
+    // Envoy implements all of them.
+    let h = Harness::builder().build(WAT_LEGACY.as_bytes()).unwrap();
+    let mut s = h.stream().unwrap();
+    s.send_request_headers(&[(":path", "/")], false).unwrap();
+    s.send_response_headers(&resp(1), false).unwrap();
+    s.send_response_headers(&resp(2), false).unwrap();
+    assert!(s.events().contains(&StreamEvent::RouteCacheCleared));
 }
 
 #[test]

@@ -1,10 +1,14 @@
 //! `proxy_call_foreign_function`.
 //!
-//! Calls a closure registered with [`crate::HarnessBuilder::foreign_function`]; NotFound when no
-//! function has that name (Envoy's `verify_signature` exists only when the test registers it;
-//! Kong has none). The closure's error status is returned as is. Bad pointers trap.
+//! Envoy: calls a closure registered with [`crate::HarnessBuilder::foreign_function`]; NotFound
+//! when no function has that name (Envoy's `verify_signature` exists only when the test
+//! registers it). The closure's error status is returned as is. Bad pointers trap.
+//!
+//! Kong: traps "function not yet implemented" before looking at its arguments
+//! (ngx_proxy_wasm_host.c, `ngx_proxy_wasm_hfuncs[]`: `proxy_call_foreign_function` is
+//! `ngx_proxy_wasm_hfuncs_nop`, 9136e463 and 96b4e27e); registered functions are ignored.
 
-use super::{ok, status, GetState};
+use super::{kong_traps, ok, status, GetState};
 use crate::memory;
 use crate::Status;
 use wasmtime::{Caller, Linker};
@@ -22,6 +26,7 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: GetState<T>) -> wa
               size_ptr: i32|
               -> wasmtime::Result<i32> {
             let call = "proxy_call_foreign_function";
+            kong_traps(get(caller.data_mut()), call)?;
             let name = memory::read(&mut caller, call, np, nl)?;
             let args = memory::read(&mut caller, call, ap, al)?;
             let name = String::from_utf8_lossy(&name).into_owned();

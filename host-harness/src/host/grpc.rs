@@ -3,7 +3,9 @@
 //!
 //! The harness does not emulate gRPC. Envoy profile: call/stream return InternalFailure (the
 //! SDK's error for a call that could not start), send/cancel/close NotFound, get_status Ok with
-//! code 2 (UNKNOWN) and no message. Kong profile: every one of them traps.
+//! code 2 (UNKNOWN) and no message. Kong profiles: every one of them traps "function not yet
+//! implemented" (ngx_proxy_wasm_host.c, `ngx_proxy_wasm_hfuncs[]`: `ngx_proxy_wasm_hfuncs_nop`
+//! for `proxy_grpc_call/stream/send/cancel/close` and `proxy_get_status`, 9136e463, 96b4e27e).
 
 use super::{kong_traps, ok, status, GetState};
 use crate::memory;

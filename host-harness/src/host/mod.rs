@@ -6,23 +6,24 @@
 //! trap ([`crate::HostTrap`]); an expected failure (missing key, unknown cluster, wrong phase)
 //! is a [`crate::Status`] the SDK handles. Calls a profile does not implement trap.
 
-pub(crate) mod buffers;
-pub(crate) mod callouts;
-pub(crate) mod foreign;
-pub(crate) mod grpc;
-pub(crate) mod headers;
-pub(crate) mod logging;
-pub(crate) mod metrics;
-pub(crate) mod properties;
-pub(crate) mod queues;
-pub(crate) mod shared_data;
-pub(crate) mod stream_control;
-pub(crate) mod timers;
-pub(crate) mod wasi;
+pub mod buffers;
+pub mod callouts;
+pub mod foreign;
+pub mod grpc;
+pub mod headers;
+pub mod logging;
+pub mod metrics;
+pub mod ngx_headers;
+pub mod properties;
+pub mod queues;
+pub mod shared_data;
+pub mod stream_control;
+pub mod timers;
+pub mod wasi;
 
 use crate::error::HostTrap;
 use crate::state::HostState;
-use crate::{Profile, Status};
+use crate::Status;
 use wasmtime::Linker;
 
 /// Projects a store's data to the host state.
@@ -46,6 +47,29 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: GetState<T>) -> wa
     Ok(())
 }
 
+/// Kong: host functions whose engine declaration differs from the `env` one above. Shadows
+/// them in `linker` (call after [`add_to_linker`]).
+pub(crate) fn add_kong_overrides<T: 'static>(
+    linker: &mut Linker<T>,
+    get: GetState<T>,
+) -> wasmtime::Result<()> {
+    linker.allow_shadowing(true);
+    // ngx_proxy_wasm_host.c, `ngx_proxy_wasm_hfuncs[]` (9136e463, 96b4e27e):
+    // "proxy_get_log_level" is `ngx_proxy_wasm_hfuncs_nop` (NYI) declared with
+    // `ngx_wavm_arity_i32x2`: two parameters where the ABI (and every SDK) has one. A module
+    // importing `(i32) -> i32` fails to load; one importing the engine's signature traps.
+    linker.func_wrap(
+        "env",
+        "proxy_get_log_level",
+        move |mut caller: wasmtime::Caller<'_, T>, _: i32, _: i32| -> wasmtime::Result<i32> {
+            kong_traps(get(caller.data_mut()), "proxy_get_log_level")?;
+            ok()
+        },
+    )?;
+    linker.allow_shadowing(false);
+    Ok(())
+}
+
 pub(crate) fn ok() -> wasmtime::Result<i32> {
     Ok(Status::Ok.code())
 }
@@ -61,12 +85,40 @@ pub(crate) fn injected(state: &HostState, call: &str) -> Option<Status> {
 }
 
 /// Traps when the profile is Kong: ngx_wasm_module does not implement `call`.
+/// ngx_proxy_wasm_host.c, `ngx_proxy_wasm_hfuncs[]` (9136e463 and 96b4e27e): the entry points to
+/// `ngx_proxy_wasm_hfuncs_nop`, which returns NGX_WAVM_NYI; ngx_wavm_host.c,
+/// ngx_wavm_hfunc_trampoline turns that into the trap "function not yet implemented: <name>".
 pub(crate) fn kong_traps(state: &HostState, call: &'static str) -> Result<(), HostTrap> {
-    if state.profile() == Profile::Kong {
+    if state.profile().is_kong() {
         return Err(HostTrap::NotImplemented {
             call,
-            profile: "kong",
+            profile: state.profile().name(),
         });
     }
     Ok(())
+}
+
+/// How ngx_wavm_hfunc_trampoline (ngx_wavm_host.c) prefixes a trap message by the host
+/// function's return code.
+#[derive(Clone, Copy)]
+pub(crate) enum TrapKind {
+    /// NGX_WAVM_BAD_USAGE: `host trap (bad usage): `.
+    BadUsage,
+    /// NGX_WAVM_ERROR: `host trap (internal error): `.
+    Internal,
+    /// NGX_WAVM_OK with a trap message (ngx_proxy_wasm_result_trap(.., NGX_WAVM_OK)): no prefix.
+    Plain,
+}
+
+/// A trap the Kong engine raises in `call`, with the engine's message.
+pub(crate) fn engine_trap(call: &'static str, kind: TrapKind, message: &str) -> HostTrap {
+    let prefix = match kind {
+        TrapKind::BadUsage => "host trap (bad usage): ",
+        TrapKind::Internal => "host trap (internal error): ",
+        TrapKind::Plain => "",
+    };
+    HostTrap::Engine {
+        call,
+        message: format!("{prefix}{message}"),
+    }
 }

@@ -3,7 +3,10 @@
 //!
 //! Queues are shared by all workers. Registering an existing (vm_id, name) returns the same id;
 //! the first registrant owns it and receives `proxy_on_queue_ready` after each enqueue (Envoy
-//! only: Kong never calls it). resolve: NotFound if absent; traps on Kong. enqueue/dequeue:
+//! only: Kong never calls it: ngx_proxy_wasm.c looks `proxy_on_queue_ready` up in
+//! ngx_proxy_wasm_filter_init_abi and nothing calls it, 9136e463/96b4e27e). resolve: NotFound if
+//! absent; Kong traps NYI (ngx_proxy_wasm_host.c, `ngx_proxy_wasm_hfuncs[]`:
+//! `proxy_resolve_shared_queue` is `ngx_proxy_wasm_hfuncs_nop`). enqueue/dequeue:
 //! NotFound for an unknown id; dequeue of an empty queue is Empty. Bad pointers trap.
 
 use super::{kong_traps, ok, status, GetState};
@@ -58,7 +61,7 @@ impl Queues {
             return Status::NotFound;
         };
         q.items.push_back(value);
-        if let (Profile::Envoy, Some((worker, ctx))) = (profile, q.owner) {
+        if let (false, Some((worker, ctx))) = (profile.is_kong(), q.owner) {
             self.ready.push((worker, ctx, id));
         }
         Status::Ok

@@ -3,8 +3,11 @@
 
 use host_harness::{Harness, HarnessBuilder, HttpStream, Profile};
 
-/// Both profiles, for tests that run under each.
-pub const PROFILES: [Profile; 2] = [Profile::Envoy, Profile::Kong];
+/// Every profile, for tests that run under each.
+pub const PROFILES: [Profile; 3] = [Profile::Envoy, Profile::Kong, Profile::Kong38];
+
+/// The Kong profiles.
+pub const KONGS: [Profile; 2] = [Profile::Kong, Profile::Kong38];
 
 /// The abi-probe guest bytes (built by build.rs).
 pub fn probe_wasm() -> Vec<u8> {

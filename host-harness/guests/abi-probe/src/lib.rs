@@ -8,7 +8,15 @@
 //!
 //! Plugin configuration is `key=value` lines: `reject` (on_configure returns false),
 //! `tick_ms=<n>`, `queue=<name>` (registered on configure; items are drained in on_queue_ready
-//! and logged), `log=<message>`.
+//! and logged), `log=<message>`, `callout=<upstream>` (dispatch from on_configure),
+//! `tick_callout=<upstream>` (dispatch from every on_tick), `tick_effective=<context id>`
+//! (on_tick: `proxy_set_effective_context` then read the request's `:path`),
+//! `tick_prop=<path>` (on_tick: read a property). VM configuration `callout=<upstream>`
+//! dispatches from on_vm_start. Root results are logged as `probe <key>=<value>`; a root's
+//! callout response logs `probe root-callout-result=<status|failed>`.
+//!
+//! The probe does not import `proxy_get_log_level`: Kong declares it with another signature
+//! and would refuse to load the module (the harness tests it with a WAT guest).
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
@@ -23,14 +31,58 @@ proxy_wasm::main! {{
 #[derive(Default)]
 struct ProbeRoot {
     queue: Option<u32>,
+    tick_callout: Option<String>,
+    tick_effective: Option<u32>,
+    tick_prop: Option<String>,
 }
 
-impl Context for ProbeRoot {}
+fn root_log(key: &str, value: &str) {
+    let _ = hostcalls::log(LogLevel::Info, &format!("probe {key}={value}"));
+}
+
+fn dispatch(upstream: &str) -> Result<u32, Status> {
+    hostcalls::dispatch_http_call(
+        upstream,
+        vec![
+            (":method", "GET"),
+            (":path", "/root"),
+            (":authority", "probe"),
+        ],
+        None,
+        vec![],
+        Duration::from_millis(1000),
+    )
+}
+
+fn root_dispatch(key: &str, upstream: &str) {
+    match dispatch(upstream) {
+        Ok(token) => root_log(key, &format!("token:{token}")),
+        Err(status) => root_log(key, &status_name(status)),
+    }
+}
+
+impl Context for ProbeRoot {
+    fn on_http_call_response(&mut self, _token: u32, num_headers: usize, _body: usize, _t: usize) {
+        let status = hostcalls::get_map_value(MapType::HttpCallResponseHeaders, ":status")
+            .ok()
+            .flatten();
+        let result = match (num_headers, status) {
+            (0, None) => "failed".to_string(),
+            (_, Some(s)) => s,
+            (_, None) => "none".to_string(),
+        };
+        root_log("root-callout-result", &result);
+    }
+}
 
 impl RootContext for ProbeRoot {
     fn on_vm_start(&mut self, _size: usize) -> bool {
         let config = self.get_vm_configuration().unwrap_or_default();
-        log::info!("vm start: {}", String::from_utf8_lossy(&config));
+        let config = String::from_utf8_lossy(&config).into_owned();
+        log::info!("vm start: {config}");
+        if let Some(upstream) = config.strip_prefix("callout=") {
+            root_dispatch("vm-start-callout", upstream.trim());
+        }
         true
     }
 
@@ -56,6 +108,10 @@ impl RootContext for ProbeRoot {
                     Err(status) => log::error!("queue register failed: {status:?}"),
                 },
                 "log" => log::warn!("{value}"),
+                "callout" => root_dispatch("configure-callout", value.trim()),
+                "tick_callout" => self.tick_callout = Some(value.trim().to_string()),
+                "tick_effective" => self.tick_effective = value.trim().parse().ok(),
+                "tick_prop" => self.tick_prop = Some(value.trim().to_string()),
                 _ => {}
             }
         }
@@ -67,6 +123,31 @@ impl RootContext for ProbeRoot {
         log::info!("tick at {}", now_nanos());
         if let Ok(id) = hostcalls::define_metric(MetricType::Counter, "probe_ticks") {
             let _ = hostcalls::increment_metric(id, 1);
+        }
+        if let Some(upstream) = self.tick_callout.clone() {
+            root_dispatch("tick-callout", &upstream);
+        }
+        if let Some(ctx) = self.tick_effective {
+            let set = match hostcalls::set_effective_context(ctx) {
+                Ok(()) => "ok".to_string(),
+                Err(status) => status_name(status),
+            };
+            root_log("tick-effective", &set);
+            let path = match hostcalls::get_map_value(MapType::HttpRequestHeaders, ":path") {
+                Ok(Some(v)) => v,
+                Ok(None) => "<none>".into(),
+                Err(status) => status_name(status),
+            };
+            root_log("tick-path", &path);
+        }
+        if let Some(path) = self.tick_prop.clone() {
+            let segments: Vec<&str> = path.split('.').collect();
+            let out = match hostcalls::get_property(segments) {
+                Ok(Some(v)) => String::from_utf8_lossy(&v).into_owned(),
+                Ok(None) => "<none>".into(),
+                Err(status) => status_name(status),
+            };
+            root_log("tick-prop", &out);
         }
     }
 
@@ -89,6 +170,7 @@ impl RootContext for ProbeRoot {
             context_id,
             ops: Vec::new(),
             cas: None,
+            resume_after_callout: true,
         }))
     }
 }
@@ -97,6 +179,7 @@ struct Probe {
     context_id: u32,
     ops: Vec<String>,
     cas: Option<u32>,
+    resume_after_callout: bool,
 }
 
 fn now_nanos() -> u128 {
@@ -183,6 +266,10 @@ impl Probe {
                 let (k, v) = arg2();
                 let _ = hostcalls::add_map_value(map, k, v);
             }
+            "radd" => {
+                let (k, v) = arg2();
+                let _ = hostcalls::add_map_value(MapType::HttpResponseHeaders, k, v);
+            }
             "set" => {
                 let (k, v) = arg2();
                 let _ = hostcalls::set_map_value(map, k, Some(v));
@@ -263,7 +350,11 @@ impl Probe {
             },
             "shared-set" | "shared-set-nocas" | "shared-delete" => {
                 let (key, value) = arg2();
-                let cas = if name == "shared-set" { self.cas } else { None };
+                let cas = if name == "shared-set-nocas" {
+                    None
+                } else {
+                    self.cas
+                };
                 let value = if name == "shared-delete" {
                     None
                 } else {
@@ -418,12 +509,65 @@ impl Probe {
                 let vars: Vec<String> = std::env::vars().map(|(k, v)| format!("{k}={v}")).collect();
                 emit(phase, "env", vars.join(",").as_bytes());
             }
-            "log-level" => {
-                let out = match hostcalls::get_log_level() {
-                    Ok(l) => format!("{l:?}").to_lowercase(),
+            "noresume" => self.resume_after_callout = false,
+            "dispatch-status" => {
+                let out = hostcalls::get_map_value(MapType::HttpCallResponseHeaders, args)
+                    .ok()
+                    .flatten()
+                    .unwrap_or_else(|| "<none>".into());
+                emit("reqh", "callout-header", out.as_bytes());
+            }
+            "effective" => {
+                let out = match hostcalls::set_effective_context(args.parse().unwrap_or(0)) {
+                    Ok(()) => "ok".to_string(),
                     Err(status) => status_name(status),
                 };
-                emit(phase, "log-level", out.as_bytes());
+                emit(phase, "effective", out.as_bytes());
+            }
+            "tick-period" => {
+                let ms = args.parse().unwrap_or(0);
+                let out = match hostcalls::set_tick_period(Duration::from_millis(ms)) {
+                    Ok(()) => "ok".to_string(),
+                    Err(status) => status_name(status),
+                };
+                emit(phase, "tick-period", out.as_bytes());
+            }
+            "body-slice" => {
+                let buffer = if phase.starts_with("req") {
+                    BufferType::HttpRequestBody
+                } else {
+                    BufferType::HttpResponseBody
+                };
+                let (start, max) = arg2();
+                let out = match hostcalls::get_buffer(
+                    buffer,
+                    start.parse().unwrap_or(0),
+                    max.parse().unwrap_or(0),
+                ) {
+                    Ok(Some(b)) => b,
+                    Ok(None) => b"<none>".to_vec(),
+                    Err(status) => status_name(status).into_bytes(),
+                };
+                let _ = hostcalls::log(
+                    LogLevel::Info,
+                    &format!("probe body-slice={}", String::from_utf8_lossy(&out)),
+                );
+            }
+            "pairs" => {
+                let map = match args {
+                    "response" => MapType::HttpResponseHeaders,
+                    "callout" => MapType::HttpCallResponseHeaders,
+                    _ => map,
+                };
+                let out = match hostcalls::get_map_bytes(map) {
+                    Ok(pairs) => pairs
+                        .iter()
+                        .map(|(k, v)| format!("{k}={}", String::from_utf8_lossy(v)))
+                        .collect::<Vec<_>>()
+                        .join(","),
+                    Err(status) => status_name(status),
+                };
+                let _ = hostcalls::log(LogLevel::Info, &format!("probe pairs={out}"));
             }
             "resume" => {
                 let _ = if args == "response" {
@@ -480,16 +624,24 @@ impl Context for Probe {
                 .get_http_call_response_body(0, body_size)
                 .unwrap_or_default();
             emit("reqh", "callout-body", &body);
-            let trailers = self.get_http_call_response_trailers_bytes();
-            emit(
-                "reqh",
-                "callout-trailers",
-                trailers.len().to_string().as_bytes(),
-            );
-            let _ = num_trailers;
+            // Kong has no callout trailer map (reading it is BadArgument, which the SDK turns
+            // into a panic) and always passes 0 trailers.
+            let n = if num_trailers > 0 {
+                self.get_http_call_response_trailers_bytes().len()
+            } else {
+                0
+            };
+            emit("reqh", "callout-trailers", n.to_string().as_bytes());
         }
         let _ = self.run("callout", 0);
-        let _ = hostcalls::resume_http_request();
+        if self.resume_after_callout {
+            let _ = hostcalls::resume_http_request();
+        }
+    }
+
+    fn on_done(&mut self) -> bool {
+        let _ = self.run("done", 0);
+        true
     }
 }
 
