@@ -1,5 +1,7 @@
 //! Stream control: effective context, legacy ABI 0.1.0 names Envoy still provides.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod common;
+use common::*;
 use host_harness::{Harness, StreamEvent, StreamType};
 
 #[test]
@@ -27,4 +29,26 @@ fn legacy_continue_and_route_cache_calls_are_recorded() {
             StreamEvent::RouteCacheCleared,
         ]
     );
+}
+
+#[test]
+fn kong_ends_a_stream_with_on_done_before_on_log() {
+    // ngx_proxy_wasm_on_log: proxy_on_done, then proxy_on_log (ABI < vNEXT).
+    for profile in PROFILES {
+        let h = harness(probe(profile));
+        let mut s = run(&h, 0, &["done~log~info~done-ran", "log~log~info~log-ran"]);
+        s.finish().unwrap();
+        let order: Vec<String> = h
+            .logs()
+            .into_iter()
+            .map(|l| l.message)
+            .filter(|m| m.ends_with("-ran"))
+            .collect();
+        let expect = if profile.is_kong() {
+            ["done-ran", "log-ran"]
+        } else {
+            ["log-ran", "done-ran"]
+        };
+        assert_eq!(order, expect, "{profile:?}");
+    }
 }

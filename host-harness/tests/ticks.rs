@@ -46,3 +46,27 @@ fn guest_time_is_the_virtual_clock() {
         Some("1005000000")
     );
 }
+
+#[test]
+fn kong_tick_period_rules() {
+    // ngx_proxy_wasm_hfuncs_set_tick_period.
+    for profile in KONGS {
+        let h = harness(probe(profile));
+        let mut s = h.stream().unwrap();
+        let err = s
+            .send_request_headers(&request(&["reqh~tick-period~100"]), false)
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("can only set tick_period in root context"),
+            "{err}"
+        );
+        let h = harness(probe(profile).plugin_config("tick_ms=100"));
+        let err = h.worker(0).configure().unwrap_err();
+        assert!(err.to_string().contains("tick_period already set"), "{err}");
+    }
+    let h = harness(probe(host_harness::Profile::Envoy).plugin_config("tick_ms=100"));
+    assert!(h.worker(0).configure().unwrap());
+    let s = run(&h, 0, &["reqh~tick-period~50"]);
+    assert_eq!(header(&s, "x-probe-tick-period").as_deref(), Some("ok"));
+}

@@ -3,6 +3,7 @@
 //! It does nothing on its own. Tests drive it with request headers named `x-probe-op`, one
 //! operation per header line, in order: `<phase>~<op>~<arg>~<arg>...` where `<phase>` is one of
 //! `reqh reqb reqt resph respb respt log done callout` and the last argument may contain `~`.
+//! Body ops use the request body in `req*` phases and `log`, the response body elsewhere.
 //! Every result is reported with [`emit`]: an info log line `probe <key>=<value>` and, in the
 //! header phases, a header `x-probe-<key>` on the map of that phase.
 //!
@@ -307,7 +308,7 @@ impl Probe {
                 );
             }
             "body" => {
-                let buffer = if phase.starts_with("req") {
+                let buffer = if phase.starts_with("req") || phase == "log" {
                     BufferType::HttpRequestBody
                 } else {
                     BufferType::HttpResponseBody
@@ -533,7 +534,7 @@ impl Probe {
                 emit(phase, "tick-period", out.as_bytes());
             }
             "body-slice" => {
-                let buffer = if phase.starts_with("req") {
+                let buffer = if phase.starts_with("req") || phase == "log" {
                     BufferType::HttpRequestBody
                 } else {
                     BufferType::HttpResponseBody
