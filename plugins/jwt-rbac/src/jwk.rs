@@ -87,7 +87,7 @@ pub fn parse_jwks(jwks: &Value, field: &str) -> Result<Vec<Key>, ConfigError> {
                      authority and path instead",
                 ));
             }
-            parsed = serde_json::from_str::<Value>(text)
+            parsed = serde_json::from_slice::<Value>(text.as_bytes())
                 .map_err(|e| ConfigError::invalid(field, format!("not a jwks json: {e}")))?;
             &parsed
         }

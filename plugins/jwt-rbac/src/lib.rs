@@ -289,30 +289,41 @@ fn refused_fetch<S: Tracked>(
     let host = ProxyWasmHost;
     state.failed(&host, remote, provider, now);
     metrics.add(&host, S::FAILED, 1);
-    let backoff = *state.schedule().backoff;
-    let line = if status == HostError::BadArgument {
-        format!(
-            "jwt-rbac: providers.{provider}.{}.upstream: the gateway refused a call to {:?} \
-             (no such cluster on envoy; not host:port on kong): no {} until that is fixed; \
-             retry in {backoff} s",
-            S::FIELD,
-            remote.upstream,
-            S::NAME
+    log_refused_fetch(
+        provider,
+        (S::FIELD, S::NAME),
+        &remote.upstream,
+        status,
+        *state.schedule().backoff,
+    );
+}
+
+fn log_refused_fetch(
+    provider: &str,
+    (field, doc): (&str, &str),
+    upstream: &str,
+    status: HostError,
+    backoff: i64,
+) {
+    let (level, line) = if status == HostError::BadArgument {
+        (
+            LogLevel::Error,
+            format!(
+                "jwt-rbac: providers.{provider}.{field}.upstream: the gateway refused a call to \
+                 {upstream:?} (no such cluster on envoy; not host:port on kong): no {doc} until \
+                 that is fixed; retry in {backoff} s"
+            ),
         )
     } else {
-        format!(
-            "jwt-rbac: provider {provider}: cannot call {} for the {} ({status:?}); retry in \
-             {backoff} s",
-            remote.upstream,
-            S::NAME
+        (
+            LogLevel::Warn,
+            format!(
+                "jwt-rbac: provider {provider}: cannot call {upstream} for the {doc} \
+                 ({status:?}); retry in {backoff} s"
+            ),
         )
     };
-    let level = if status == HostError::BadArgument {
-        LogLevel::Error
-    } else {
-        LogLevel::Warn
-    };
-    host.log(level, &line);
+    ProxyWasmHost.log(level, &line);
 }
 
 /// Sends the fetch of one remote document through the SDK: its dispatcher must record the
@@ -381,47 +392,75 @@ fn apply_answer<S: Tracked>(
     let Some((value, skipped)) = usable else {
         state.failed(&host, remote, &provider.name, now);
         metrics.add(&host, S::FAILED, 1);
-        host.log(
-            LogLevel::Warn,
-            &format!(
-                "jwt-rbac: provider {}: {} fetch failed (status {}, {body_size} bytes); keeping {} {}, retry in {} s",
-                provider.name,
-                S::NAME,
-                status.map(|s| String::from_utf8_lossy(&s).into_owned()).unwrap_or_else(|| "none".into()),
-                state.count(),
-                S::ITEMS,
-                *state.schedule().backoff
-            ),
+        let backoff = *state.schedule().backoff;
+        log_fetch_failed(
+            &provider.name,
+            S::NAME,
+            status.as_deref(),
+            body_size,
+            (state.count(), S::ITEMS),
+            backoff,
         );
         return false;
     };
+    let stored = state.fetched(&host, &provider.name, value, &body, now);
+    metrics.add(&host, S::OK, 1);
+    log_fetched(
+        &provider.name,
+        S::NAME,
+        &skipped,
+        (state.count(), S::ITEMS),
+        stored.is_ok(),
+    );
+    true
+}
+
+/// The log line of a fetch whose answer was not usable (not generic: one copy in the module).
+fn log_fetch_failed(
+    provider: &str,
+    doc: &str,
+    status: Option<&[u8]>,
+    body_size: usize,
+    (count, items): (usize, &str),
+    backoff: i64,
+) {
+    let status = status.map_or_else(
+        || "none".to_owned(),
+        |s| String::from_utf8_lossy(s).into_owned(),
+    );
+    ProxyWasmHost.log(
+        LogLevel::Warn,
+        &format!(
+            "jwt-rbac: provider {provider}: {doc} fetch failed (status {status}, {body_size} \
+             bytes); keeping {count} {items}, retry in {backoff} s"
+        ),
+    );
+}
+
+/// The log lines of a usable fetch: one per item skipped, then what is in use.
+fn log_fetched(
+    provider: &str,
+    doc: &str,
+    skipped: &[String],
+    (count, items): (usize, &str),
+    shared: bool,
+) {
+    let host = ProxyWasmHost;
     for skipped in skipped {
         host.log(
             LogLevel::Warn,
-            &format!(
-                "jwt-rbac: provider {}: {} key skipped: {skipped}",
-                provider.name,
-                S::NAME
-            ),
+            &format!("jwt-rbac: provider {provider}: {doc} key skipped: {skipped}"),
         );
     }
-    let stored = state.fetched(&host, &provider.name, value, &body, now);
-    metrics.add(&host, S::OK, 1);
+    let note = if shared {
+        ""
+    } else {
+        " (not shared: shared data refused)"
+    };
     host.log(
         LogLevel::Info,
-        &format!(
-            "jwt-rbac: provider {}: fetched {} {}{}",
-            provider.name,
-            state.count(),
-            S::ITEMS,
-            if stored.is_ok() {
-                ""
-            } else {
-                " (not shared: shared data refused)"
-            }
-        ),
+        &format!("jwt-rbac: provider {provider}: fetched {count} {items}{note}"),
     );
-    true
 }
 
 impl RootContext for JwtRbacRoot {
