@@ -34,20 +34,23 @@
 //!
 //! - [`Harness::builder`] -> [`HarnessBuilder`]: `profile`, `plugin_config`, `vm_config`,
 //!   `workers`, `clusters` (Envoy callout targets, default `upstream`), `kong_shm_kv`,
-//!   `filter_name`, `vm_id`, `log_level`, `env`, `property`, `foreign_function`,
-//!   `start_time_ns`, `seed`; then `build(bytes_or_wat)` / `build_from_file(path)`.
+//!   `kong_server` (Kong's `:authority`, default `localhost:8000`), `filter_name`, `vm_id`,
+//!   `log_level`, `env`, `property`, `foreign_function`, `start_time_ns`, `seed`; then
+//!   `build(bytes_or_wat)` / `build_from_file(path)`.
 //! - [`Harness`]: `configure() -> bool` (on_vm_start + on_configure on every worker),
 //!   `worker(i)`, `stream()`, `set_property`, `logs`/`logs_at`/`logged`, `metric`/`metrics`/
-//!   `host_metric_name`, `shared_data`/`set_shared_data`/`shared_data_owner`,
-//!   `register_queue`/`resolve_queue`/`enqueue`/`queue_items`, `now_ns`/`advance_clock`
-//!   (fires ticks and callout timeouts), `callouts`/`respond_callout`/`fail_callout`,
-//!   `fail_host_call` (a host call returns a given status and does nothing, as a refusing host's
-//!   would).
+//!   `host_metric_name`, `shared_data`/`set_shared_data`/`delete_shared_data`/
+//!   `shared_data_owner`, `register_queue`/`resolve_queue`/`enqueue`/`queue_items`,
+//!   `now_ns`/`advance_clock` (fires ticks and callout timeouts),
+//!   `callouts`/`respond_callout`/`fail_callout`/`fail_callout_with`, `fail_host_call` (a host
+//!   call returns a given status and does nothing, as a refusing host's would).
 //! - [`Worker`]: `configure`, `stream`, `tick`, `tick_period`, `done`, `logs`.
 //! - [`HttpStream`]: `set_property`, `send_request_headers/body/trailers`,
 //!   `send_response_headers/body/trailers` (each returns the [`Action`]), `log`, `done`,
-//!   `delete`, `finish`; observe `request_headers`, `response_headers`, `request_header`,
-//!   `request_body`, `response_body`, `local_response`, `events`, `request_resumed`, `logs`.
+//!   `delete`, `finish`; observe `request_headers` (what the filter sees),
+//!   [`HttpStream::upstream_request_headers`] (what the upstream receives), `response_headers`,
+//!   `request_header`, `request_body`, `response_body`, `local_response`, `events`,
+//!   `request_resumed`, `logs`.
 //!
 //! Each worker is its own wasmtime `Store`/`Instance`; all workers share one shared-data store,
 //! the queues, metrics, logs, properties and the clock (an `Arc<Mutex<_>>` owned by the
@@ -57,29 +60,38 @@
 //! # Host calls
 //!
 //! Every `env` import of proxy-wasm 0.2.5 and the WASI preview1 calls Envoy provides are
-//! implemented, one module per interface; the per-call status/trap rules are documented on
-//! each module (see [`host`]). General rule: a guest pointer outside memory or a malformed
-//! serialized map traps ([`HostTrap`]); an expected failure returns the [`Status`] the SDK
-//! handles. A module importing anything else fails to load with
-//! [`HarnessError::UnknownImport`] naming module and field; a module without
-//! `proxy_abi_version_0_2_1` fails with [`HarnessError::UnsupportedAbi`].
+//! implemented, one module per interface; the per-call status/trap rules, with the Kong engine
+//! source of each, are documented on each module (see [`host`]). General rule: a guest pointer
+//! outside memory or a malformed serialized map traps ([`HostTrap`]); an expected failure
+//! returns the [`Status`] the SDK handles. A module importing anything else fails to load with
+//! [`HarnessError::UnknownImport`] naming module and field (or
+//! [`HarnessError::IncompatibleImport`] for a signature the host declares otherwise); a module
+//! without `proxy_abi_version_0_2_1` fails with [`HarnessError::UnsupportedAbi`].
 //!
 //! # Profiles
 //!
-//! | | [`Profile::Envoy`] | [`Profile::Kong`] |
-//! |---|---|---|
-//! | shared data CAS | cas 0 writes unconditionally | set only if cas == stored (missing = 0) |
-//! | delete | key stays, empty value | empty value deletes |
-//! | key lookup | exact | CRC32 of the key (collisions share a slot) |
-//! | no shm_kv zone | - | shared data traps (`kong_shm_kv(false)`) |
-//! | http_call upstream | known cluster name, else BadArgument | `host:port`, else BadArgument |
-//! | grpc_*, proxy_done, close_stream, get_log_level, resolve_shared_queue, continue response | implemented | trap |
-//! | on_queue_ready, trailer callbacks | called | never called |
-//! | Pause | any phase | request headers/body, response body (else logged and continued) |
-//! | end_of_stream in header callbacks | real | always false |
-//! | properties | all set | no `xds.*`, `response.flags`, `route_*`, `cluster_*` |
-//! | metric names | `wasmcustom.<name>` | `pw.<filter>.<name>` |
-//! | header replace | every value removed, the new one appended | all values replaced by one, in the first's place |
+//! [`Profile::Envoy`] (default); [`Profile::Kong`] = Kong 3.9 (ngx_wasm_module `9136e463`);
+//! [`Profile::Kong38`] = Kong 3.8 (`96b4e27e`). [`Profile::name`]: `envoy`, `kong-3.9`,
+//! `kong-3.8`. The Kong profiles trap where the engine traps ([`HostTrap::NotImplemented`],
+//! [`HostTrap::Engine`] with the engine's message, [`HostTrap::Crash`] where the engine would
+//! dereference NULL and kill the worker). The README has the full table; in short (engine
+//! sources under `src/`):
+//!
+//! | | Envoy | Kong | source |
+//! |---|---|---|---|
+//! | NYI calls (foreign functions, resolve queue, done, close stream, continue response, clear route cache, gRPC) | implemented | trap | `common/proxy_wasm/ngx_proxy_wasm_host.c`, `ngx_proxy_wasm_hfuncs[]` |
+//! | `proxy_get_log_level` | level | module does not load | same table (`ngx_wavm_arity_i32x2`) |
+//! | `proxy_set_effective_context` | switches | no-op Ok | `ngx_proxy_wasm_hfuncs_set_effective_context` |
+//! | dispatch phases | any | request headers/body, tick, callout response | `ngx_proxy_wasm_hfuncs_dispatch_http_call` |
+//! | dispatch failure | callback (0, 0, 0) | 3.9 callback + `:dispatch_status`; 3.8 log only; request resumed after the last call | `http/proxy_wasm/ngx_http_proxy_wasm_dispatch.c` |
+//! | metrics | `wasmcustom.<name>`, BadArgument | `pw:<f>:<name>` (3.9) / `pw.<f>.<name>` (3.8), CRC32 ids, traps | `ngx_proxy_wasm_hfuncs_*_metric`, `common/metrics/ngx_wa_metrics.c` |
+//! | shared data | cas 0 unconditional | CAS exact, null deletes, CRC32 keys, no zone traps | `ngx_proxy_wasm_hfuncs_*_shared_data`, `common/shm/ngx_wa_shm_kv.c` |
+//! | request headers | map | nginx list: removed lines still go upstream, builtin headers, replace of duplicates clears | `http/ngx_http_wasm_headers*.c` |
+//! | `:authority` | as sent | `server_name:port` ([`HarnessBuilder::kong_server`]) | `common/proxy_wasm/ngx_proxy_wasm_maps.c` |
+//! | properties | all set, `xds.node` default | engine table, `not_supported`/NYI log lines, `xds.*` NotFound | `common/proxy_wasm/ngx_proxy_wasm_properties.c` |
+//! | bodies | copyFrom | start ignored on get, truncating set, request body once | `ngx_proxy_wasm_hfuncs_get/set_buffer`, `http/proxy_wasm/ngx_http_proxy_wasm.c` |
+//! | Pause, end_of_stream, trailers, queue ready | as sent | engine rules | `common/proxy_wasm/ngx_proxy_wasm.c` |
+//! | stream end | log, done, delete | done, log, delete | `ngx_proxy_wasm_on_log` |
 
 mod codec;
 mod error;

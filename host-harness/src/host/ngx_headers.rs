@@ -20,7 +20,8 @@
 //!
 //! nginx's proxy module (ngx_http_proxy_module.c, ngx_http_proxy_create_request) forwards every
 //! element of `r->headers_in.headers` and never looks at `hash == 0`: the upstream receives
-//! dead elements too, with the value they last had ([`NgxRequest::upstream`]).
+//! dead elements too, with the value they last had
+//! ([`crate::HttpStream::upstream_request_headers`]).
 
 use crate::types::Headers;
 use std::collections::HashMap;
