@@ -1,6 +1,7 @@
 //! Checks of `kong-demo/` that need no Kong: the declarative files hold the plugins in chain
-//! order with configs that parse and respect Kong's limits, and the compose file and `kong.conf`
-//! set what Kong needs for Wasm. (Kong itself is not run here; see docs/getting-started-kong.md.)
+//! order, under the filter names `cargo xtask dist` gives their Kong copies, with configs that
+//! parse and respect Kong's limits, and the compose file and `kong.conf` set what Kong needs for
+//! Wasm. (Kong itself is not run here; see docs/getting-started-kong.md.)
 //!
 //! The files keep every filter config on one `config: {...}` line (JSON, which YAML reads as a
 //! flow mapping), so these checks read them line by line without a YAML parser.
@@ -9,6 +10,7 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
+use crate::dist::{kong_filter_name, KONG_DIR};
 use crate::oci::ISTIO_CHAIN;
 use crate::workspace;
 
@@ -55,8 +57,18 @@ const KONG_CHAIN: [&str; 5] = [
     "circuit-breaker",
 ];
 
+/// The chain as Kong names the filters: the files `cargo xtask dist` writes to `dist/kong/`.
 fn chain_names() -> Vec<String> {
-    KONG_CHAIN.iter().map(|p| (*p).to_owned()).collect()
+    KONG_CHAIN.iter().map(|p| kong_filter_name(p)).collect()
+}
+
+/// The plugin a Kong filter name stands for.
+fn plugin_of(filter: &str) -> &'static str {
+    ISTIO_CHAIN
+        .iter()
+        .map(|p| p.plugin)
+        .find(|p| kong_filter_name(p) == filter)
+        .unwrap_or_else(|| panic!("{filter}: not a filter `cargo xtask dist` writes to dist/kong/"))
 }
 
 #[test]
@@ -78,8 +90,8 @@ fn is_host_port(s: &str) -> bool {
         .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok())
 }
 
-fn assert_kong_limits(name: &str, config: &Value) {
-    match name {
+fn assert_kong_limits(filter: &str, config: &Value) {
+    match plugin_of(filter) {
         "audit-log" => {
             // No shared queues on Kong: the worker role with export on would trap.
             assert_eq!(
@@ -98,6 +110,8 @@ fn assert_kong_limits(name: &str, config: &Value) {
                 if let Some(upstream) = p["remote_jwks"]["upstream"].as_str() {
                     assert!(is_host_port(upstream), "{provider}: remote_jwks {upstream}");
                 }
+                // Kong's engine cannot remove the client's credential: say it is forwarded.
+                assert_eq!(p["forward"], true, "{provider}: forward on Kong");
             }
         }
         "circuit-breaker" => {
@@ -147,7 +161,7 @@ fn kong_plugins_form_has_the_same_configs() {
         assert_eq!(name, p_name);
         assert_kong_limits(p_name, p_config);
         let mut expected = config.clone();
-        if name == "header-injection" {
+        if name == "header_injection" {
             // Plugins all run at priority 0 (no order): anti-spoofing must not follow jwt-rbac.
             assert_eq!(p_config["anti_spoofing"]["enabled"], false);
             expected["anti_spoofing"] = p_config["anti_spoofing"].clone();
@@ -164,11 +178,12 @@ fn compose_runs_kong_3_9_with_wasm_and_references_files_that_exist() {
         text.contains("image: kong:3.9\n"),
         "a Kong with Wasm in its default build"
     );
+    let filters = format!("- ../dist/{KONG_DIR}:/kong/filters:ro");
     for needed in [
         "KONG_WASM: \"on\"",
         "KONG_WASM_FILTERS_PATH: /kong/filters",
-        "- ../dist:/kong/filters:ro",
-        "KONG_NGINX_WASM_MAIN_SHM_KV: ",
+        filters.as_str(),
+        "KONG_NGINX_WASM_SHM_KV: ",
         "KONG_DECLARATIVE_CONFIG: /kong/kong.yml",
     ] {
         assert!(text.contains(needed), "docker-compose.yml lacks {needed}");
@@ -196,7 +211,64 @@ fn kong_conf_turns_wasm_on_with_a_shared_data_zone() {
         .collect();
     let get = |k: &str| settings.iter().find(|(key, _)| *key == k).map(|(_, v)| *v);
     assert_eq!(get("wasm"), Some("on"));
-    assert!(get("wasm_filters_path").is_some());
-    assert!(get("nginx_wasm_main_shm_kv").is_some_and(|v| v.ends_with('m')));
+    assert_eq!(
+        get("wasm_filters_path"),
+        Some(format!("dist/{KONG_DIR}").as_str())
+    );
+    // Kong 3.7-3.9 turn `nginx_wasm_shm_kv` into `shm_kv * <size>;` (kong/templates/nginx.lua).
+    assert!(get("nginx_wasm_shm_kv").is_some_and(|v| v.ends_with('m')));
     assert_eq!(get("database"), Some("off"));
+}
+
+/// The name Kong's 3.7.0 changelog gives the shared-data setting. Kong turns it into an unknown
+/// `main_shm_kv` directive in `wasm{}` (its `nginx_wasm_<directive>` namespace), and nginx does
+/// not start; the setting is `nginx_wasm_shm_kv`.
+const WRONG_SHM_SETTING: &str = concat!("nginx_wasm_", "main_shm_kv");
+
+/// Every file under `dir`, recursively.
+fn files_under(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(files_under(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+#[test]
+fn no_kong_demo_file_or_doc_names_the_shared_data_setting_kong_does_not_know() {
+    let root = workspace::root();
+    let mut files = files_under(&kong_demo());
+    files.extend(files_under(&root.join("docs")));
+    files.push(root.join("README.md"));
+    assert!(files.len() > 5);
+    for path in files {
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        assert!(
+            !text.to_ascii_lowercase().contains(WRONG_SHM_SETTING),
+            "{}: names {WRONG_SHM_SETTING}; Kong's setting is nginx_wasm_shm_kv \
+             (KONG_NGINX_WASM_SHM_KV)",
+            path.display()
+        );
+    }
+}
+
+#[test]
+fn kong_filter_names_are_the_files_dist_writes() {
+    for file in ["kong.yml", "kong-plugins.yml"] {
+        for (name, _) in named_configs(&read(file)) {
+            let plugin = plugin_of(&name);
+            assert_eq!(kong_filter_name(plugin), name, "{file}");
+            assert!(
+                !name.contains('-'),
+                "{file}: {name}: Kong 3.9's exporter needs no '-'"
+            );
+        }
+    }
 }
