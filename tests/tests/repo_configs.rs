@@ -14,6 +14,10 @@
 //!   access-log file whose directory is missing here goes to a scratch directory;
 //! - every compose file parses and names only local files that exist (`dist/` entries count
 //!   when `cargo xtask dist` produces them);
+//! - a Kong filter (`filter_chains` filter or `plugins` entity) of ours is named as the file
+//!   `cargo xtask dist` writes for Kong, `dist/kong/<plugin with _ for ->.wasm` (`jwt_rbac`):
+//!   Kong names a filter after its file, and Kong 3.9's Prometheus exporter cannot match a
+//!   filter name with `-`;
 //! - the schemas and Kong metadata in `dist/` are well-formed (Kong's is valid draft 4); that
 //!   they are current is checked by `config-schemas`' own test, which links the config types.
 //!
@@ -215,6 +219,33 @@ fn plugin_named(name: &str) -> Option<&'static str> {
     PLUGINS.iter().copied().find(|p| *p == last)
 }
 
+/// The name of `plugin`'s filter on Kong: the file `cargo xtask dist` writes to `dist/kong/`
+/// (`xtask::dist::kong_filter_name`: `-` becomes `_`).
+fn kong_filter_name(plugin: &str) -> String {
+    plugin.replace('-', "_")
+}
+
+/// The plugin a Kong filter or plugin name stands for: `Ok(None)` for a name that is none of
+/// ours (Kong's own plugins), an error for one of ours named with `-` (`dist/kong/` has no such
+/// file, and Kong 3.9's exporter, `pw:([\w\.]+):`, cannot match its metrics).
+fn kong_plugin_named(name: &str) -> Result<Option<&'static str>, String> {
+    if let Some(plugin) = PLUGINS
+        .iter()
+        .copied()
+        .find(|p| kong_filter_name(p) == name)
+    {
+        return Ok(Some(plugin));
+    }
+    match PLUGINS.iter().copied().find(|p| *p == name) {
+        Some(plugin) => Err(format!(
+            "Kong filter `{name}`: name it `{}` (the file cargo xtask dist writes to dist/kong/; \
+             Kong 3.9's Prometheus exporter cannot match a filter name with `-`)",
+            kong_filter_name(plugin)
+        )),
+        None => Ok(None),
+    }
+}
+
 /// Plugin configs inside one parsed YAML document, in document order.
 fn extract(
     v: &Value,
@@ -281,7 +312,13 @@ fn extract(
                             Value::String(s) => Given::Text(s.clone()),
                             other => Given::Json(other.clone()),
                         };
-                        let plugin = plugin_named(name);
+                        let plugin = match kong_plugin_named(name) {
+                            Ok(plugin) => plugin,
+                            Err(e) => {
+                                errors.push(format!("{}:{line}: {e}", src.file));
+                                continue;
+                            }
+                        };
                         push(src, line, plugin, Gateway::Kong, Some(config), out, errors);
                     }
                 }
@@ -290,8 +327,15 @@ fn extract(
             if let Some(Value::Array(plugins)) = obj.get("plugins") {
                 for entry in plugins {
                     let name = entry.get("name").and_then(Value::as_str).unwrap_or("");
-                    let (Some(plugin), Some(config)) = (plugin_named(name), entry.get("config"))
-                    else {
+                    let plugin = match kong_plugin_named(name) {
+                        Ok(plugin) => plugin,
+                        Err(e) => {
+                            let line = src.line_of("config:", cursor);
+                            errors.push(format!("{}:{line}: {e}", src.file));
+                            continue;
+                        }
+                    };
+                    let (Some(plugin), Some(config)) = (plugin, entry.get("config")) else {
                         continue;
                     };
                     let line = src.line_of("config:", cursor);
@@ -578,16 +622,16 @@ fn schema_errors(schema: &Value, config: &Value, draft4: bool) -> Vec<String> {
 /// Loads `config` into `plugin`'s dist wasm: Ok(()) if `on_configure` accepted it, else the
 /// error lines the plugin logged.
 fn harness_configure(plugin: &str, gateway: Gateway, config: &[u8]) -> Result<(), String> {
-    let profile = if gateway == Gateway::Kong {
-        Profile::Kong
+    let (profile, filter) = if gateway == Gateway::Kong {
+        (Profile::Kong, kong_filter_name(plugin))
     } else {
-        Profile::Envoy
+        (Profile::Envoy, plugin.to_owned())
     };
     let harness = Harness::builder()
         .profile(profile)
         .plugin_config(config)
         .workers(1)
-        .filter_name(plugin)
+        .filter_name(&filter)
         .root_id(plugin)
         .vm_id(plugin)
         .build_from_file(paths::plugin_wasm(plugin).map_err(|e| e.to_string())?)
@@ -771,10 +815,14 @@ fn exists_or_built(path: &Path) -> bool {
     name.is_empty()
         || name == "SHA256SUMS"
         || name == "schemas"
+        || name == "kong"
         || PLUGINS.iter().any(|p| {
+            let kong = kong_filter_name(p);
             name == format!("{p}.wasm")
                 || name == format!("{p}.meta.json")
                 || name == format!("schemas/{p}.schema.json")
+                || name == format!("kong/{kong}.wasm")
+                || name == format!("kong/{kong}.meta.json")
         })
 }
 
@@ -955,4 +1003,15 @@ fn docs_markers_are_read_from_the_comments_above_a_block() {
     );
     assert_eq!(plugin_named("/etc/envoy/audit-log.wasm"), Some("audit-log"));
     assert_eq!(plugin_named("envoy.filters.http.wasm"), None);
+    assert_eq!(kong_plugin_named("jwt_rbac"), Ok(Some("jwt-rbac")));
+    assert_eq!(kong_plugin_named("rate-limiting"), Ok(None));
+    assert!(kong_plugin_named("jwt-rbac")
+        .unwrap_err()
+        .contains("`jwt_rbac`"));
+    assert!(exists_or_built(
+        &repo().join("dist/kong/ratelimit_shared_data.meta.json")
+    ));
+    assert!(!exists_or_built(
+        &repo().join("dist/kong/ratelimit-shared-data.wasm")
+    ));
 }
