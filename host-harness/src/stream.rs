@@ -43,7 +43,17 @@ pub(crate) fn replay_local_response(
         return Ok(());
     };
     let mut headers: Headers = vec![(":status".into(), local.status.to_string().into_bytes())];
-    headers.extend(local.headers.iter().cloned());
+    if config.profile.is_kong() {
+        // ngx_http_wasm_local_response.c, ngx_http_wasm_flush_local_response: each header is
+        // SET (replace) into `r->headers_out.headers`, which keeps what the filter added during
+        // the request; a repeated name keeps its last value.
+        headers.append(&mut std::mem::take(&mut stream.kong_early_response));
+        for (name, value) in &local.headers {
+            crate::host::headers::kong_generic_set(&mut headers, name, value.clone());
+        }
+    } else {
+        headers.extend(local.headers.iter().cloned());
+    }
     if !local.body.is_empty() && !headers.iter().any(|(n, _)| n == "content-type") {
         headers.push(("content-type".into(), b"text/plain".to_vec()));
     }

@@ -27,6 +27,9 @@
 //!   only replaces the status and the body (headers ignored). The body gets a trailing `\n`.
 //!   Pending dispatch calls of the context are cancelled (notice `local response produced,
 //!   cancelling pending dispatch calls`). In a root context: crash trap (NULL request context).
+//!   When it is sent, each header is SET into the response headers, which keep the lines the
+//!   filter added during the request: a repeated name keeps only its last value
+//!   (ngx_http_wasm_local_response.c, ngx_http_wasm_flush_local_response).
 
 use super::{engine_trap, kong_traps, ok, status, GetState, TrapKind};
 use crate::codec;
