@@ -77,7 +77,8 @@ pub struct Callout {
     pub id: u64,
     /// Worker that made it.
     pub worker: usize,
-    /// Context that made it (the one `on_http_call_response` is delivered to).
+    /// Context that made it: `on_http_call_response` runs for it (Envoy passes this id as the
+    /// callback's first argument; Kong passes the root context id and acts on this context).
     pub context_id: u32,
     /// Token the guest got back.
     pub token: u32,
