@@ -148,14 +148,14 @@ impl Runtime {
         if self.host.dispatches_from_root() || self.settings.role == Role::Local {
             return None;
         }
-        Some(
-            format!(
-                "role: {:?} needs shared queues, which this host (kong) does not offer \
-             (proxy_resolve_shared_queue is not implemented): use role local",
-                self.settings.role
-            )
-            .to_lowercase(),
-        )
+        let role = match self.settings.role {
+            Role::Worker => "worker",
+            _ => "exporter",
+        };
+        Some(format!(
+            "role: {role} needs shared queues, which this host (kong) does not offer \
+             (proxy_resolve_shared_queue is not implemented): use role local"
+        ))
     }
 
     /// The settings.

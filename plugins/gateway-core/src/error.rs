@@ -156,45 +156,78 @@ pub fn looks_numeric(text: &str) -> bool {
 /// serde's type names (`u32`, `i64`, `f64`) in words an operator reads, and a hint for a number
 /// or a boolean given as a string (`"10"` for `10`).
 pub fn plain_types(message: &str) -> String {
-    const WORDS: [(&str, &str); 12] = [
-        ("expected u8", "expected a whole number from 0 to 255"),
-        ("expected u16", "expected a whole number from 0 to 65535"),
+    // (serde's words, ours, what a quoted value must look like to get the hint)
+    const WORDS: [(&str, &str, Hint); 11] = [
+        (
+            "expected u8",
+            "expected a whole number from 0 to 255",
+            Hint::Number,
+        ),
+        (
+            "expected u16",
+            "expected a whole number from 0 to 65535",
+            Hint::Number,
+        ),
         (
             "expected u32",
             "expected a whole number from 0 to 4294967295",
+            Hint::Number,
         ),
-        ("expected u64", "expected a whole number, 0 or more"),
-        ("expected usize", "expected a whole number, 0 or more"),
-        ("expected i32", "expected a whole number"),
-        ("expected i64", "expected a whole number"),
-        ("expected f32", "expected a number"),
-        ("expected f64", "expected a number"),
-        ("expected a boolean", "expected true or false"),
-        ("expected a string", "expected a string"),
-        ("expected a sequence", "expected an array"),
+        (
+            "expected u64",
+            "expected a whole number, 0 or more",
+            Hint::Number,
+        ),
+        (
+            "expected usize",
+            "expected a whole number, 0 or more",
+            Hint::Number,
+        ),
+        ("expected i32", "expected a whole number", Hint::Number),
+        ("expected i64", "expected a whole number", Hint::Number),
+        ("expected f32", "expected a number", Hint::Number),
+        ("expected f64", "expected a number", Hint::Number),
+        (
+            "expected a boolean",
+            "expected true or false",
+            Hint::Boolean,
+        ),
+        ("expected a sequence", "expected an array", Hint::None),
     ];
     let mut out = message.to_owned();
-    for (from, to) in WORDS {
-        if out.ends_with(from) {
-            out.truncate(out.len() - from.len());
-            out.push_str(to);
+    let mut wanted = Hint::None;
+    for (from, to, hint) in WORDS {
+        if let Some(head) = message.strip_suffix(from) {
+            out = format!("{head}{to}");
+            wanted = hint;
             break;
         }
     }
     // `invalid type: string "10", expected a whole number ...`: say how to write it.
-    if let Some(rest) = out.strip_prefix("invalid type: string \"") {
-        if let Some((quoted, _)) = rest.split_once('"') {
-            let number = looks_numeric(quoted);
-            let boolean = quoted == "true" || quoted == "false";
-            let wants_number =
-                out.contains("expected a whole number") || out.contains("expected a number");
-            let wants_bool = out.contains("expected true or false");
-            if (number && wants_number) || (boolean && wants_bool) {
-                out.push_str(&format!(" (write {quoted} without quotes)"));
-            }
+    let quoted = out
+        .strip_prefix("invalid type: string \"")
+        .and_then(|rest| rest.split_once('"'))
+        .map(|(quoted, _)| quoted.to_owned());
+    if let Some(quoted) = quoted {
+        let fits = match wanted {
+            Hint::Number => looks_numeric(&quoted),
+            Hint::Boolean => quoted == "true" || quoted == "false",
+            Hint::None => false,
+        };
+        if fits {
+            out.push_str(" (write ");
+            out.push_str(&quoted);
+            out.push_str(" without quotes)");
         }
     }
     out
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Hint {
+    Number,
+    Boolean,
+    None,
 }
 
 fn strip_position(message: &str) -> String {

@@ -318,7 +318,7 @@ mod tests {
 /// assert_eq!(url_shaped_upstream("127.0.0.1:8082"), None);
 /// ```
 pub fn url_shaped_upstream(upstream: &str) -> Option<String> {
-    if !(upstream.contains("://") || upstream.contains('/')) {
+    if !upstream.contains('/') {
         return None;
     }
     Some(format!(

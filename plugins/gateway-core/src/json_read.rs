@@ -158,8 +158,9 @@ fn kind(value: &Value) -> &'static str {
 pub fn wrong_type(path: &str, value: &Value, expected: &str) -> ConfigError {
     let hint = match value {
         Value::String(text)
-            if (expected.contains("number") && crate::error::looks_numeric(text.trim()))
-                || (expected.contains("boolean") && (text == "true" || text == "false")) =>
+            if (expected.starts_with("a whole number")
+                && crate::error::looks_numeric(text.trim()))
+                || (expected == "a boolean" && (text == "true" || text == "false")) =>
         {
             format!(" (write {text} without quotes)")
         }

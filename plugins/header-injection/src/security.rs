@@ -133,9 +133,11 @@ impl SecurityHeaders {
                 Some(Some(value)) => Some(header_value(value, &join(field, key))?),
             };
             if name == "strict-transport-security"
-                && value
-                    .as_deref()
-                    .is_some_and(|v| !v.to_ascii_lowercase().contains("max-age="))
+                && value.as_deref().is_some_and(|v| {
+                    !v.as_bytes()
+                        .windows(8)
+                        .any(|w| w.eq_ignore_ascii_case(b"max-age="))
+                })
             {
                 return Err(ConfigError::invalid(
                     join(field, key),
