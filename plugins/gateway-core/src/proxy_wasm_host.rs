@@ -13,16 +13,46 @@ use crate::ports::{
     MetricsPort, PropertyPort, RandomSource, SharedDataPort, SharedEntry,
 };
 use proxy_wasm::types::{BufferType, MapType, MetricType, Status};
+use std::sync::atomic::{AtomicU8, Ordering};
+
+const KIND_ENVOY: u8 = 1;
+const KIND_KONG: u8 = 2;
+/// [`ProxyWasmHost::host_kind`], once read (0: not yet).
+static HOST_KIND: AtomicU8 = AtomicU8::new(0);
+
+/// A metric name as the host should get it. On Kong every `.` becomes `_`: Kong 3.9's
+/// Prometheus exporter turns `pw:<filter>:<name>` into `pw_<filter>_<name>` by replacing only
+/// the `:`, and a `.` left in a Prometheus name makes the scrape invalid. Envoy keeps the dots
+/// (its Prometheus output turns them into `_` itself, and its tag extraction reads them).
+pub fn host_metric_name(kind: HostKind, name: &str) -> std::borrow::Cow<'_, str> {
+    match kind {
+        HostKind::Envoy => std::borrow::Cow::Borrowed(name),
+        HostKind::Kong => std::borrow::Cow::Owned(name.replace('.', "_")),
+    }
+}
 
 /// The current proxy-wasm host. Zero-sized: the host keeps the state.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ProxyWasmHost;
 
 impl ProxyWasmHost {
-    /// Which host this is ([`HostKind`]): one property read. Call it once per VM (in
-    /// `on_configure`) and keep the answer.
+    /// Which host this is ([`HostKind`]): one property read the first time, then remembered
+    /// for the VM (a module instance is one VM: the static is per VM).
     pub fn host_kind(&self) -> HostKind {
-        HostKind::from_envoy_property(abi::property_answered(ENVOY_ONLY_PROPERTY))
+        match HOST_KIND.load(Ordering::Relaxed) {
+            KIND_ENVOY => HostKind::Envoy,
+            KIND_KONG => HostKind::Kong,
+            _ => {
+                let kind =
+                    HostKind::from_envoy_property(abi::property_answered(ENVOY_ONLY_PROPERTY));
+                let code = match kind {
+                    HostKind::Envoy => KIND_ENVOY,
+                    HostKind::Kong => KIND_KONG,
+                };
+                HOST_KIND.store(code, Ordering::Relaxed);
+                kind
+            }
+        }
     }
 
     /// The plugin configuration bytes (`on_configure`); empty when the host gives none.
@@ -127,11 +157,13 @@ impl LogPort for ProxyWasmHost {
 
 impl MetricsPort for ProxyWasmHost {
     fn define_counter(&self, name: &str) -> Result<MetricId, HostError> {
-        abi::define_metric(MetricType::Counter as u32, name).map(MetricId)
+        let name = host_metric_name(self.host_kind(), name);
+        abi::define_metric(MetricType::Counter as u32, &name).map(MetricId)
     }
 
     fn define_gauge(&self, name: &str) -> Result<MetricId, HostError> {
-        abi::define_metric(MetricType::Gauge as u32, name).map(MetricId)
+        let name = host_metric_name(self.host_kind(), name);
+        abi::define_metric(MetricType::Gauge as u32, &name).map(MetricId)
     }
 
     fn increment(&self, id: MetricId, delta: i64) -> Result<(), HostError> {
@@ -168,6 +200,18 @@ impl LocalReplyPort for ProxyWasmHost {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kong_metric_names_have_no_dot() {
+        assert_eq!(
+            host_metric_name(HostKind::Kong, "jwt_rbac.denied.kid_unknown"),
+            "jwt_rbac_denied_kid_unknown"
+        );
+        assert_eq!(
+            host_metric_name(HostKind::Envoy, "jwt_rbac.allowed"),
+            "jwt_rbac.allowed"
+        );
+    }
 
     #[test]
     fn statuses_map_to_errors() {

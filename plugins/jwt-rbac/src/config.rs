@@ -52,6 +52,24 @@ pub struct Config {
     /// Signature checks: `auto` (host crypto where offered, default) or `pure_rust`.
     #[serde(default)]
     pub crypto: CryptoMode,
+    /// The Kong version this runs on (`"3.8"` or `"3.9"`); read on Kong only. Remote documents
+    /// (`remote_jwks`, `remote_revocations`) need `"3.9"`: only Kong 3.9's engine reports a
+    /// failed fetch back to the request waiting for it (3.8's lets that request through).
+    /// Default: not set.
+    #[serde(default)]
+    pub kong_version: Option<KongVersion>,
+}
+
+/// `kong_version`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub enum KongVersion {
+    /// Kong 3.8 (ngx_wasm_module 96b4e27e).
+    #[serde(rename = "3.8")]
+    V3_8,
+    /// Kong 3.9 (ngx_wasm_module 9136e463).
+    #[serde(rename = "3.9")]
+    V3_9,
 }
 
 pub(crate) fn default_realm() -> String {
@@ -476,6 +494,8 @@ pub struct Settings {
     pub cache_entries: usize,
     /// Signature path.
     pub crypto: CryptoMode,
+    /// `kong_version`, as given.
+    pub kong_version: Option<KongVersion>,
     /// Longest wait for a first remote JWKS (the largest over the providers), seconds.
     pub jwks_max_wait_seconds: i64,
 }
@@ -591,6 +611,7 @@ impl TryFrom<Config> for Settings {
             protected,
             cache_entries: config.cache.max_entries,
             crypto: config.crypto,
+            kong_version: config.kong_version,
             jwks_max_wait_seconds: config
                 .providers
                 .values()

@@ -10,7 +10,7 @@
 use crate::api_keys::{ApiKeyConfig, ApiKeysConfig};
 use crate::config::{
     self, CacheConfig, ClaimCheckConfig, ClaimHeaderConfig, Config, CryptoMode, HeaderSourceConfig,
-    IdentityConfig, NoRule, ProviderConfig, RemoteJwksConfig, RemoteRevocationsConfig,
+    IdentityConfig, KongVersion, NoRule, ProviderConfig, RemoteJwksConfig, RemoteRevocationsConfig,
     RequirementConfig, RuleConfig, TokenSourceConfig,
 };
 use gateway_core::error::ConfigError;
@@ -37,6 +37,7 @@ fn config(value: &Value) -> Result<Config, ConfigError> {
         "identity",
         "cache",
         "crypto",
+        "kong_version",
     ])?;
     let listed = Object::new(o.required("providers")?, "providers")?;
     // Inserted one by one: collecting into a BTreeMap sorts first, a sort routine in the wasm
@@ -77,6 +78,13 @@ fn config(value: &Value) -> Result<Config, ConfigError> {
             None => CryptoMode::default(),
             Some(v) => [CryptoMode::Auto, CryptoMode::PureRust]
                 [as_name(v, "crypto", &["auto", "pure_rust"])?],
+        },
+        kong_version: match o.get("kong_version") {
+            None => None,
+            Some(v) => Some(
+                [KongVersion::V3_8, KongVersion::V3_9]
+                    [as_name(v, "kong_version", &["3.8", "3.9"])?],
+            ),
         },
     })
 }

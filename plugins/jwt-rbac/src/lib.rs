@@ -275,6 +275,35 @@ fn callout_answer(headers: usize, body_size: usize, max: usize) -> (Option<Vec<u
     (status, body)
 }
 
+/// On Kong a request that needs a remote document waits for its own fetch. Only Kong 3.9's
+/// engine calls the filter back when that fetch fails (ngx_wasm_module 4c610b49); 3.8's logs
+/// "dispatch failed" and lets the waiting request through undecided. The engine cannot be told
+/// apart at run time, so a config with remote documents must say it runs on 3.9.
+fn remote_needs_kong_3_9(settings: &Settings, host: HostKind) -> Result<(), String> {
+    if host.dispatches_from_root() || settings.kong_version == Some(config::KongVersion::V3_9) {
+        return Ok(());
+    }
+    let Some(provider) = settings
+        .providers
+        .iter()
+        .find(|p| p.remote.is_some() || p.revocations.is_some())
+    else {
+        return Ok(());
+    };
+    let field = if provider.remote.is_some() {
+        "remote_jwks"
+    } else {
+        "remote_revocations"
+    };
+    Err(format!(
+        "providers.{}.{field}: on Kong a remote document is fetched by the request that needs \
+         it, and only Kong 3.9's engine reports a failed fetch back to that request (Kong 3.8 \
+         would let it through unchecked): set \"kong_version\": \"3.9\" to run it on Kong 3.9, or \
+         give the keys inline in jwks",
+        provider.name
+    ))
+}
+
 /// The host refused to send a fetch: back off, count it, and say which field to fix. Envoy
 /// refuses a call to a cluster it does not have (`BadArgument`), Kong one to a target that is
 /// not `host:port`: that is a configuration error the operator must see, named by its field.
@@ -483,6 +512,13 @@ impl RootContext for JwtRbacRoot {
         }
         for line in host_crypto::describe(&settings, crypto.is_some()) {
             host.log(LogLevel::Info, &line);
+        }
+        if let Err(err) = remote_needs_kong_3_9(&settings, self.host) {
+            host.log(
+                LogLevel::Error,
+                &format!("jwt-rbac: invalid configuration: {err}"),
+            );
+            return false;
         }
         if !self.host.removes_request_headers() {
             for provider in settings.providers.iter().filter(|p| !p.forward) {
@@ -713,5 +749,32 @@ impl HttpContext for JwtRbacFilter {
             Flow::Continue => Action::Continue,
             Flow::Stop => Action::Pause,
         }
+    }
+}
+
+#[cfg(test)]
+mod host_tests {
+    use super::*;
+
+    fn settings(extra: &str) -> Settings {
+        let config = format!(
+            r#"{{"providers": {{"sso": {{"algorithms": ["RS256"],
+                "remote_jwks": {{"upstream": "127.0.0.1:9999"}}}}}}{extra}}}"#
+        );
+        Settings::from_json(config.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn remote_documents_on_kong_need_kong_3_9_said() {
+        let err = remote_needs_kong_3_9(&settings(""), HostKind::Kong).unwrap_err();
+        assert!(err.starts_with("providers.sso.remote_jwks: "), "{err}");
+        assert!(err.contains("\"kong_version\": \"3.9\""), "{err}");
+        let err = remote_needs_kong_3_9(&settings(r#", "kong_version": "3.8""#), HostKind::Kong)
+            .unwrap_err();
+        assert!(err.contains("Kong 3.8"), "{err}");
+        assert!(
+            remote_needs_kong_3_9(&settings(r#", "kong_version": "3.9""#), HostKind::Kong).is_ok()
+        );
+        assert!(remote_needs_kong_3_9(&settings(""), HostKind::Envoy).is_ok());
     }
 }
