@@ -295,7 +295,22 @@ impl Inner {
         // ngx_http_proxy_wasm_dispatch.c, ngx_http_proxy_wasm_dispatch_resume_handler and
         // ngx_http_proxy_wasm_dispatch_err.
         let (response, dispatch_status) = match outcome {
-            Delivery::Response(r) => (Some(r), "ok".to_string()),
+            Delivery::Response(mut r) => {
+                // The answer comes over HTTP/1.1: the engine's reader
+                // (ngx_wasm_socket_tcp_readers.c, ngx_wasm_read_http_response) only reads a
+                // body framed by Content-Length or chunked encoding, so the upstream sends one.
+                let framed = r
+                    .headers
+                    .iter()
+                    .any(|(n, _)| n == "content-length" || n == "transfer-encoding");
+                if !framed {
+                    r.headers.push((
+                        "content-length".into(),
+                        r.body.len().to_string().into_bytes(),
+                    ));
+                }
+                (Some(r), "ok".to_string())
+            }
             Delivery::Failed { status, detail } => {
                 vm.state().log_as(
                     ctx,

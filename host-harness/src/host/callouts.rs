@@ -27,6 +27,9 @@
 //!   (4c610b49) then calls `on_http_call_response(token, 0, 0, 0)`, whose response map is
 //!   empty but for `:dispatch_status` (`timeout`, `broken connection`, `resolver failure`,
 //!   ...); Kong 3.8 calls nothing: the filter never learns about the failure.
+//! - the answer is an HTTP/1.1 response: without a `content-length` or `transfer-encoding`
+//!   header the harness adds `content-length` (the engine's reader, ngx_wasm_socket_tcp_readers.c
+//!   ngx_wasm_read_http_response, reads only a framed body), so `num_headers` counts it.
 //! - `on_http_call_response` gets the root context id as first argument (`filter->id`,
 //!   ngx_http_proxy_wasm.c ngx_http_proxy_wasm_on_dispatch_response); the host calls still act
 //!   on the stream that dispatched. Its `num_headers` excludes `:status`, `num_trailers` is 0.
