@@ -45,7 +45,9 @@ impl RootContext for CircuitBreakerRoot {
         else {
             return false;
         };
-        self.runtime = Some(Rc::new(Runtime::new(settings, &host)));
+        self.runtime = Some(Rc::new(
+            Runtime::new(settings, &host).on_host(host.host_kind()),
+        ));
         true
     }
 

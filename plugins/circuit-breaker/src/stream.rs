@@ -18,6 +18,7 @@ use crate::breaker::{Admission, BreakerState, Outcome, Step, Transition};
 use crate::config::{BreakerSettings, KeyRule, OpenAction, Settings};
 use crate::failure::{parse_flags, UpstreamSignals};
 use crate::metrics::{define_breaker, BreakerMetric, BreakerMetrics, GlobalMetric, GlobalMetrics};
+use gateway_core::host_kind::HostKind;
 use gateway_core::ports::{
     Clock, HeaderMapKind, HeaderPort, LocalReplyPort, LogLevel, LogPort, MetricsPort, PropertyPort,
     SharedDataPort,
@@ -72,6 +73,7 @@ pub struct Runtime {
     breakers: RefCell<HashMap<String, Rc<Tracked>>>,
     full_logged: Cell<bool>,
     error_logged: Cell<bool>,
+    host: HostKind,
 }
 
 impl Runtime {
@@ -83,7 +85,16 @@ impl Runtime {
             breakers: RefCell::new(HashMap::new()),
             full_logged: Cell::new(false),
             error_logged: Cell::new(false),
+            host: HostKind::Envoy,
         }
+    }
+
+    /// The runtime on `host`: Envoy's upstream signals (`response.code_details`,
+    /// `response.flags`) are read only where they exist (Kong's engine logs an error line for
+    /// each read of one; there, failures count by status and time).
+    pub fn on_host(mut self, host: HostKind) -> Self {
+        self.host = host;
+        self
     }
 
     fn index_key(&self) -> String {
@@ -355,7 +366,7 @@ impl Stream {
         let elapsed = now.saturating_sub(admitted.started_ms);
         let mut failure =
             status.is_some_and(|s| failure_policy.fails_by_status_or_time(s, elapsed));
-        if !failure && failure_policy.wants_signals(status) {
+        if !failure && rt.host.has_response_flags() && failure_policy.wants_signals(status) {
             let details = host.property(&["response", "code_details"]).ok().flatten();
             let flags = host
                 .property(&["response", "flags"])
