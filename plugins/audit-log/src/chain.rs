@@ -163,6 +163,24 @@ fn record_text(line: &str) -> Option<&str> {
     })
 }
 
+/// Parses the record at the start of `json`. After it, only the context nginx appends to a log
+/// line of Kong's error log may follow (` while logging request, client: ...`, or `, client:
+/// ...`); anything else makes the line malformed.
+fn record_json(json: &str) -> Result<Value, String> {
+    let mut stream = serde_json::Deserializer::from_str(json).into_iter::<Value>();
+    let value = match stream.next() {
+        Some(Ok(value)) => value,
+        Some(Err(e)) => return Err(e.to_string()),
+        None => return Err("no record".into()),
+    };
+    let rest = json.get(stream.byte_offset()..).unwrap_or("").trim_end();
+    if rest.is_empty() || rest.starts_with(" while ") || rest.starts_with(", client: ") {
+        Ok(value)
+    } else {
+        Err("trailing characters after the record".into())
+    }
+}
+
 /// Checks every chain in `text` (NDJSON or gateway log lines, chains interleaved in any way).
 /// Per chain: the first record must be seq 0 with `prev` = [`GENESIS`], each next record seq+1
 /// with `prev` = the previous `hash`, and each `hash` must match the record's content.
@@ -173,7 +191,7 @@ pub fn verify(text: &str) -> Report {
         let Some(json) = record_text(line) else {
             continue;
         };
-        let record = match serde_json::from_str::<Value>(json) {
+        let record = match record_json(json) {
             Ok(Value::Object(map)) => map,
             Ok(_) => {
                 report.malformed.push((number, "not a json object".into()));
@@ -294,6 +312,27 @@ mod tests {
             first.get("hash").unwrap().as_str().unwrap(),
             record_hash(&first)
         );
+    }
+
+    #[test]
+    fn kong_error_log_lines_with_nginx_context_verify() {
+        let a = records(3, "kkkk");
+        let lines: Vec<String> = a
+            .iter()
+            .map(|rec| {
+                format!(
+                    "2026/12/04 01:02:03 [info] 12#0: *7 [proxy-wasm][\"audit_log\" #1] {LOG_PREFIX}{rec} \
+                     while logging request, client: 127.0.0.1, server: localhost, request: \"GET / HTTP/1.1\", \
+                     host: \"127.0.0.1:8000\""
+                )
+            })
+            .collect();
+        let report = verify(&lines.join("\n"));
+        assert!(report.ok(), "{report:?}");
+        assert_eq!(report.records(), 3);
+        let tampered = lines[1].replace("while logging", "and more while logging");
+        let report = verify(&[lines[0].clone(), tampered, lines[2].clone()].join("\n"));
+        assert!(!report.ok(), "other trailing text is not a record");
     }
 
     #[test]
