@@ -485,14 +485,26 @@ impl Harness {
 
     // ---- metrics ----
 
-    /// A metric by the name the guest defined.
+    /// A metric by the name the guest defined, or by its host name (`wasmcustom.a`,
+    /// `pw:filter:a`). On kong profiles a dotted name also finds the same name with `_`.
     pub fn metric(&self, name: &str) -> Option<Metric> {
+        // The suite's plugins name metrics with `_` where Envoy has `.` on Kong (its Prometheus
+        // exporter keeps dots, which Prometheus refuses): on kong profiles `a.b` finds `a_b` too,
+        // so one test reads both hosts by the Envoy name.
+        let kong_name = self
+            .inner
+            .config
+            .profile
+            .is_kong()
+            .then(|| name.replace('.', "_"));
         self.inner
             .world()
             .metrics
             .all
             .iter()
-            .find(|m| m.name == name || m.host_name == name)
+            .find(|m| {
+                m.name == name || m.host_name == name || kong_name.as_deref() == Some(&m.name)
+            })
             .cloned()
     }
 

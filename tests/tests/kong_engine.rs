@@ -343,7 +343,11 @@ fn audit_log_every_record_reaches_the_collector_without_a_trap() {
 #[test]
 fn audit_log_queue_roles_are_refused_at_load() {
     for profile in KONG {
-        let h = build(profile, "audit-log", &json!({"role": "worker"}));
+        let h = build(
+            profile,
+            "audit-log",
+            &json!({"role": "worker", "export": {"enabled": true}}),
+        );
         assert!(!h.configure().unwrap(), "{profile:?}");
         let errors = format!("{:?}", h.logs_at(LogLevel::Error));
         assert!(errors.contains("invalid configuration: role: "), "{errors}");

@@ -248,6 +248,7 @@ impl RootContext for AuditLogRoot {
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
         Some(Box::new(AuditLogFilter {
             stream: Stream::new(self.runtime.clone()),
+            waiting: false,
         }))
     }
 
@@ -259,6 +260,8 @@ impl RootContext for AuditLogRoot {
 /// One HTTP stream.
 struct AuditLogFilter {
     stream: Stream,
+    /// Paused until the answer to the export batch this stream sent (Kong).
+    waiting: bool,
 }
 
 impl Context for AuditLogFilter {
@@ -271,12 +274,18 @@ impl Context for AuditLogFilter {
     ) {
         self.stream
             .on_http_call_response(&AuditHost, token_id, callout_status(num_headers));
+        if std::mem::take(&mut self.waiting) {
+            let _ = abi::resume_request();
+        }
     }
 }
 
 impl HttpContext for AuditLogFilter {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
-        self.stream.on_request_headers(&AuditHost);
+        if self.stream.on_request_headers(&AuditHost) {
+            self.waiting = true;
+            return Action::Pause;
+        }
         Action::Continue
     }
 

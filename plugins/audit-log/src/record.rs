@@ -241,7 +241,9 @@ impl RequestFacts {
         Self {
             start_nanos,
             method: get(headers, ":method"),
-            authority: get(headers, ":authority"),
+            // Kong's engine answers `:authority` with nginx's server_name:port; the client's
+            // Host is its `host` line there (Envoy has only `:authority`).
+            authority: get(headers, "host").or_else(|| get(headers, ":authority")),
             path: get(headers, ":path").map(|p| redact::path(&p, &s.redact_query_params, jwt)),
             request_id: safe(get(headers, &h.request_id)),
             correlation_id: safe(get(headers, &h.correlation_id)),

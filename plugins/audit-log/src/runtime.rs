@@ -145,7 +145,12 @@ impl Runtime {
     /// Why the configuration cannot run on this host (`field: message`), if it cannot: the
     /// shared-queue roles need `proxy_resolve_shared_queue`, which Kong's engine lacks.
     pub fn host_refusal(&self) -> Option<String> {
-        if self.host.dispatches_from_root() || self.settings.role == Role::Local {
+        let queues = match self.settings.role {
+            Role::Local => false,
+            Role::Worker => self.settings.export.enabled,
+            Role::Exporter => true,
+        };
+        if self.host.dispatches_from_root() || !queues {
             return None;
         }
         let role = match self.settings.role {
@@ -197,7 +202,7 @@ impl Runtime {
         if sinks.log {
             host.log(LogLevel::Info, &format!("{LOG_PREFIX}{line}"));
         }
-        if !sinks.filter_state_key.is_empty() {
+        if !sinks.filter_state_key.is_empty() && self.host.has_filter_state() {
             let _ = host.set_property(&[sinks.filter_state_key.as_str()], line.as_bytes());
         }
         match self.settings.role {
@@ -415,16 +420,21 @@ impl Stream {
         }
     }
 
-    /// Captures the request headers: one copy of the map.
-    pub fn on_request_headers<H: Host + ?Sized>(&mut self, host: &H) {
-        let Some(rt) = &self.runtime else { return };
+    /// Captures the request headers: one copy of the map. True if this stream sent an export
+    /// batch ([`Runtime::on_stream_request`]) and must wait for its answer: Kong's engine frees
+    /// a stream that went on, and the answer to a call of a freed stream crashed the worker
+    /// (signal 11, seen on Kong 3.9's engine).
+    pub fn on_request_headers<H: Host + ?Sized>(&mut self, host: &H) -> bool {
+        let Some(rt) = &self.runtime else {
+            return false;
+        };
         if self.request.is_some() {
-            return;
+            return false;
         }
         let headers = host.header_list(HeaderMapKind::Request).unwrap_or_default();
         let now = host.now_unix_nanos().ok();
         self.request = Some(RequestFacts::capture(&headers, now, &rt.settings));
-        rt.on_stream_request(host);
+        rt.on_stream_request(host)
     }
 
     /// The answer to an export call this stream sent ([`Runtime::on_stream_request`]).

@@ -379,7 +379,10 @@ fn on_kong_on_log_never_dispatches_and_the_next_request_ships_the_batch() {
     assert_eq!(rt.depth(), 1, "the record waits in the buffer");
     // The next request's own request phase sends it; the answer comes back to that stream.
     let mut next = Stream::new(Some(rt.clone()));
-    next.on_request_headers(&host);
+    assert!(
+        next.on_request_headers(&host),
+        "it waits for its batch's answer"
+    );
     assert_eq!(host.sent.borrow().len(), 1);
     next.on_http_call_response(&host, 1, 200);
     assert_eq!(host.base.metric("audit_log.records_exported"), 1);
@@ -411,9 +414,19 @@ fn on_kong_an_answer_lost_with_its_stream_is_retried() {
 
 #[test]
 fn on_kong_the_shared_queue_roles_are_refused_naming_role() {
+    let default =
+        Runtime::new(Settings::from_json(b"{}").unwrap(), &Host::default()).on_host(HostKind::Kong);
+    assert_eq!(
+        default.host_refusal(),
+        None,
+        "role worker without export logs only"
+    );
     for role in ["worker", "exporter"] {
         let host = Host::default();
-        let settings = Settings::from_json(format!(r#"{{"role": "{role}"}}"#).as_bytes()).unwrap();
+        let settings = Settings::from_json(
+            format!(r#"{{"role": "{role}", "export": {{"enabled": true}}}}"#).as_bytes(),
+        )
+        .unwrap();
         let rt = Runtime::new(settings, &host).on_host(HostKind::Kong);
         let refusal = rt.host_refusal().unwrap();
         assert!(refusal.starts_with("role: "), "{refusal}");

@@ -195,15 +195,18 @@ fn on_kong_envoys_upstream_signals_are_never_read() {
             "defaults": {"min_requests": 1, "window": {"requests": 1}, "failure": {"status_codes": [500]}}}"#,
     )
     .unwrap();
-    let rt = Rc::new(
-        Runtime::new(settings, &host).on_host(gateway_core::host_kind::HostKind::Kong),
-    );
+    let rt =
+        Rc::new(Runtime::new(settings, &host).on_host(gateway_core::host_kind::HostKind::Kong));
     host.set_property_str(
         "response.code_details",
         "upstream_reset_before_response_started{connection_failure}",
     );
     request(&host, &rt, "r", Some("503"));
-    assert_eq!(host.metric("circuit_breaker.r.trips"), 0, "no signal read on kong");
+    assert_eq!(
+        host.metric("circuit_breaker.r.trips"),
+        0,
+        "no signal read on kong"
+    );
     assert!(
         !host.calls.borrow().iter().any(|c| *c == "property"),
         "{:?}",

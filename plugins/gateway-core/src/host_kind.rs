@@ -72,6 +72,12 @@ impl HostKind {
         self == HostKind::Envoy
     }
 
+    /// A filter can set filter state (`proxy_set_property` of its own key, readable by Envoy's
+    /// access log). Kong's engine sets only `ngx.*` and `kong.*` properties.
+    pub fn has_filter_state(self) -> bool {
+        self == HostKind::Envoy
+    }
+
     /// The host has Envoy's `response.flags` (Kong logs an error line for each read).
     pub fn has_response_flags(self) -> bool {
         self == HostKind::Envoy

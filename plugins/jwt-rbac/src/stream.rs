@@ -201,9 +201,11 @@ impl Stream {
             }
         }
         inject(&settings, &verified, &mut request);
-        if let (Some(key), Some((_, first))) =
-            (&settings.identity.filter_state_key, verified.first())
-        {
+        if let (Some(key), Some((_, first)), true) = (
+            &settings.identity.filter_state_key,
+            verified.first(),
+            self.shared.host.has_filter_state(),
+        ) {
             if let Some(Ok(sub)) = first.claims.get("sub").map(|s| match s {
                 serde_json::Value::String(s) => Ok(s.as_bytes()),
                 _ => Err(()),
