@@ -3,6 +3,9 @@
 //! - `RateLimit-Policy: "<rule>";q=<quota>;w=<seconds>` and `RateLimit: "<rule>";r=<remaining>;t=<seconds>`
 //!   (IETF draft-ietf-httpapi-ratelimit-headers, structured-field list form).
 //! - Optionally `X-RateLimit-Limit`, `X-RateLimit-Remaining`, `X-RateLimit-Reset` (seconds).
+//! - Optionally Kong's rate-limiting headers: `RateLimit-Limit`, `RateLimit-Remaining`,
+//!   `RateLimit-Reset` and, for a window of one of Kong's units, `X-RateLimit-Limit-<Unit>` and
+//!   `X-RateLimit-Remaining-<Unit>` (`Minute` for 60 s, ...).
 //! - `Retry-After: <seconds>` on a refusal.
 //! - Refusal body: `{"error":"rate_limited","message":..,"policy":..,"retry_after":..}`.
 
@@ -46,7 +49,29 @@ pub fn quota_headers(config: &HeadersConfig, view: &QuotaView<'_>) -> Vec<(&'sta
         out.push(("x-ratelimit-remaining", view.remaining.to_string()));
         out.push(("x-ratelimit-reset", view.reset_secs.to_string()));
     }
+    if config.kong {
+        out.push(("ratelimit-limit", view.policy.quota.to_string()));
+        out.push(("ratelimit-remaining", view.remaining.to_string()));
+        out.push(("ratelimit-reset", view.reset_secs.to_string()));
+        if let Some((limit, remaining)) = kong_unit_headers(view.policy.window_secs) {
+            out.push((limit, view.policy.quota.to_string()));
+            out.push((remaining, view.remaining.to_string()));
+        }
+    }
     out
+}
+
+/// Kong's per-unit header names for a window of exactly one of its units.
+fn kong_unit_headers(window_secs: u64) -> Option<(&'static str, &'static str)> {
+    Some(match window_secs {
+        1 => ("x-ratelimit-limit-second", "x-ratelimit-remaining-second"),
+        60 => ("x-ratelimit-limit-minute", "x-ratelimit-remaining-minute"),
+        3_600 => ("x-ratelimit-limit-hour", "x-ratelimit-remaining-hour"),
+        86_400 => ("x-ratelimit-limit-day", "x-ratelimit-remaining-day"),
+        2_592_000 => ("x-ratelimit-limit-month", "x-ratelimit-remaining-month"),
+        31_536_000 => ("x-ratelimit-limit-year", "x-ratelimit-remaining-year"),
+        _ => return None,
+    })
 }
 
 /// The JSON body of a refusal.
@@ -98,6 +123,28 @@ mod tests {
             ..HeadersConfig::default()
         };
         assert!(quota_headers(&none, &view()).is_empty());
+    }
+
+    #[test]
+    fn kong_style_headers_by_unit() {
+        let kong = HeadersConfig {
+            ietf: false,
+            kong: true,
+            ..HeadersConfig::default()
+        };
+        assert_eq!(
+            quota_headers(&kong, &view()),
+            vec![
+                ("ratelimit-limit", "100".to_owned()),
+                ("ratelimit-remaining", "42".to_owned()),
+                ("ratelimit-reset", "17".to_owned()),
+                ("x-ratelimit-limit-minute", "100".to_owned()),
+                ("x-ratelimit-remaining-minute", "42".to_owned()),
+            ]
+        );
+        let mut odd = view();
+        odd.policy.window_secs = 90;
+        assert_eq!(quota_headers(&kong, &odd).len(), 3, "no Kong unit for 90 s");
     }
 
     #[test]

@@ -245,6 +245,12 @@ pub struct HeadersConfig {
     /// `X-RateLimit-Limit`, `X-RateLimit-Remaining`, `X-RateLimit-Reset`.
     #[serde(default)]
     pub x_ratelimit: bool,
+    /// The headers Kong's rate-limiting plugin sends: `RateLimit-Limit`, `RateLimit-Remaining`,
+    /// `RateLimit-Reset`, and `X-RateLimit-Limit-<Unit>` / `X-RateLimit-Remaining-<Unit>` when
+    /// the window is one of Kong's units (1 s, 60 s, 3600 s, 86400 s, 30 d, 365 d). Default
+    /// `false`.
+    #[serde(default)]
+    pub kong: bool,
     /// Also on admitted responses (otherwise only on refusals).
     #[serde(default = "yes")]
     pub on_allowed: bool,
@@ -258,6 +264,7 @@ impl Default for HeadersConfig {
         Self {
             ietf: true,
             x_ratelimit: false,
+            kong: false,
             on_allowed: true,
             retry_after: true,
         }
