@@ -7,6 +7,7 @@
 //! - `demo [--once]`: a real Envoy with the plugins in front of the echo upstream, with a walkthrough.
 //! - `bench [--rounds N] [--duration S] [--connections C]`: Envoy with plugins vs plain Envoy.
 //! - `audit-verify <file>...`: audit-log hash chains checked, first broken link per chain.
+//! - `validate [--host H] <plugin> <config>`: a config file through the real module's configure.
 
 mod audit_verify;
 mod bench;
@@ -20,6 +21,7 @@ mod kong_demo;
 mod oci;
 mod test;
 mod tools;
+mod validate;
 mod workspace;
 
 use std::process::ExitCode;
@@ -138,6 +140,12 @@ options:
   -h, --help  print this help
 ",
     },
+    Command {
+        name: "validate",
+        synopsis: "validate PLUGIN FILE",
+        summary: "a JSON or YAML config through the real module's configure step",
+        help: validate::HELP,
+    },
 ];
 
 /// The overall usage: every command's synopsis and summary.
@@ -213,6 +221,7 @@ fn run(cmd: &Command, rest: &[String]) -> anyhow::Result<()> {
         "demo" => demo::run(rest),
         "bench" => bench::run(rest),
         "audit-verify" => audit_verify::run(rest),
+        "validate" => validate::run(rest),
         other => Err(anyhow::anyhow!("`{other}` is listed but not wired")),
     }
 }
@@ -253,7 +262,10 @@ mod tests {
     #[test]
     fn every_command_has_help_with_its_usage_line() {
         let names: Vec<&str> = COMMANDS.iter().map(|c| c.name).collect();
-        assert_eq!(names, ["dist", "test", "demo", "bench", "audit-verify"]);
+        assert_eq!(
+            names,
+            ["dist", "test", "demo", "bench", "audit-verify", "validate"]
+        );
         for c in COMMANDS {
             assert!(
                 c.help
