@@ -8,6 +8,7 @@
 //! - `bench [--rounds N] [--duration S] [--connections C]`: Envoy with plugins vs plain Envoy.
 //! - `audit-verify <file>...`: audit-log hash chains checked, first broken link per chain.
 //! - `validate [--host H] <plugin> <config>`: a config file through the real module's configure.
+//! - `istio-manifests [--check]`: `istio/<plugin>.yaml` rewritten from `istio/config/`.
 
 mod audit_verify;
 mod bench;
@@ -16,6 +17,7 @@ mod dist;
 mod envoy;
 mod exec;
 mod http;
+mod istio;
 #[cfg(test)]
 mod kong_demo;
 mod oci;
@@ -146,6 +148,12 @@ options:
         summary: "a JSON or YAML config through the real module's configure step",
         help: validate::HELP,
     },
+    Command {
+        name: "istio-manifests",
+        synopsis: "istio-manifests [--check]",
+        summary: "rewrite istio/<plugin>.yaml from istio/config/<plugin>.json",
+        help: istio::HELP,
+    },
 ];
 
 /// The overall usage: every command's synopsis and summary.
@@ -222,6 +230,7 @@ fn run(cmd: &Command, rest: &[String]) -> anyhow::Result<()> {
         "bench" => bench::run(rest),
         "audit-verify" => audit_verify::run(rest),
         "validate" => validate::run(rest),
+        "istio-manifests" => istio::run(rest),
         other => Err(anyhow::anyhow!("`{other}` is listed but not wired")),
     }
 }
@@ -264,7 +273,15 @@ mod tests {
         let names: Vec<&str> = COMMANDS.iter().map(|c| c.name).collect();
         assert_eq!(
             names,
-            ["dist", "test", "demo", "bench", "audit-verify", "validate"]
+            [
+                "dist",
+                "test",
+                "demo",
+                "bench",
+                "audit-verify",
+                "validate",
+                "istio-manifests"
+            ]
         );
         for c in COMMANDS {
             assert!(
