@@ -175,7 +175,8 @@ fn jwt_rbac_remote_documents_need_kong_3_9_said() {
 fn jwt_rbac_remote_jwks_is_fetched_by_the_requests_that_need_it() {
     let token = sign("RS256", "rsa-1", &good_claims());
     let auth = bearer(&token);
-    for profile in [Profile::Kong] {
+    {
+        let profile = Profile::Kong;
         let h = configured(profile, PLUGIN, &remote_config());
         assert!(
             h.callouts().is_empty(),
@@ -229,7 +230,8 @@ fn jwt_rbac_remote_jwks_is_fetched_by_the_requests_that_need_it() {
 fn jwt_rbac_a_failed_first_fetch_is_a_503_for_the_request_that_waited() {
     let token = sign("RS256", "rsa-1", &good_claims());
     let auth = bearer(&token);
-    for profile in [Profile::Kong] {
+    {
+        let profile = Profile::Kong;
         let h = configured(profile, PLUGIN, &remote_config());
         let mut s = h.stream().unwrap();
         s.send_request_headers(&get("/x", &[("authorization", &auth)]), true)

@@ -144,13 +144,21 @@ pub fn syntax_message(text: &[u8], serde_message: &str) -> String {
 /// True for text like `10`, `-3` or `2.5` (no float parser: it would add kilobytes to every
 /// module for one hint).
 pub fn looks_numeric(text: &str) -> bool {
-    let digits = text.strip_prefix('-').unwrap_or(text);
-    let mut parts = digits.splitn(2, '.');
-    let whole = parts.next().unwrap_or("");
-    let fraction = parts.next();
-    !whole.is_empty()
-        && whole.bytes().all(|b| b.is_ascii_digit())
-        && fraction.is_none_or(|f| !f.is_empty() && f.bytes().all(|b| b.is_ascii_digit()))
+    let bytes = text.as_bytes();
+    let digits = match bytes.first() {
+        Some(b'-') => &bytes[1..],
+        _ => bytes,
+    };
+    let (mut before, mut after, mut dot) = (0usize, 0usize, false);
+    for &b in digits {
+        match b {
+            b'0'..=b'9' if dot => after += 1,
+            b'0'..=b'9' => before += 1,
+            b'.' if !dot => dot = true,
+            _ => return false,
+        }
+    }
+    before > 0 && (!dot || after > 0)
 }
 
 /// serde's type names (`u32`, `i64`, `f64`) in words an operator reads, and a hint for a number

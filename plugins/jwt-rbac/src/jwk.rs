@@ -78,13 +78,11 @@ pub fn parse_jwks(jwks: &Value, field: &str) -> Result<Vec<Key>, ConfigError> {
     let parsed;
     let jwks = match jwks {
         Value::String(text) => {
-            let trimmed = text.trim_start();
-            if trimmed.starts_with("http://") || trimmed.starts_with("https://") {
+            if text.starts_with("http://") || text.starts_with("https://") {
                 return Err(ConfigError::invalid(
                     field,
-                    "a url: this field holds the jwks document itself; to fetch it from a url, \
-                     use remote_jwks with upstream (the gateway cluster, or host:port on kong), \
-                     authority and path instead",
+                    "a url: give the jwks document itself, or fetch it with remote_jwks \
+                     (upstream: the cluster, or host:port on kong; authority; path)",
                 ));
             }
             parsed = serde_json::from_slice::<Value>(text.as_bytes())

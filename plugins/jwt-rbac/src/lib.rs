@@ -296,10 +296,9 @@ fn remote_needs_kong_3_9(settings: &Settings, host: HostKind) -> Result<(), Stri
         "remote_revocations"
     };
     Err(format!(
-        "providers.{}.{field}: on Kong a remote document is fetched by the request that needs \
-         it, and only Kong 3.9's engine reports a failed fetch back to that request (Kong 3.8 \
-         would let it through unchecked): set \"kong_version\": \"3.9\" to run it on Kong 3.9, or \
-         give the keys inline in jwks",
+        "providers.{}.{field}: on kong only 3.9's engine reports a failed fetch to the request \
+         waiting for it (3.8's lets it through): set \"kong_version\": \"3.9\" on kong 3.9, \
+         or give the keys in jwks",
         provider.name
     ))
 }
@@ -334,25 +333,22 @@ fn log_refused_fetch(
     status: HostError,
     backoff: i64,
 ) {
-    let (level, line) = if status == HostError::BadArgument {
+    // A refused target is a configuration error the operator must fix, named by its field.
+    let (level, why) = if status == HostError::BadArgument {
         (
             LogLevel::Error,
-            format!(
-                "jwt-rbac: providers.{provider}.{field}.upstream: the gateway refused a call to \
-                 {upstream:?} (no such cluster on envoy; not host:port on kong): no {doc} until \
-                 that is fixed; retry in {backoff} s"
-            ),
+            "no such cluster on envoy; not host:port on kong",
         )
     } else {
-        (
-            LogLevel::Warn,
-            format!(
-                "jwt-rbac: provider {provider}: cannot call {upstream} for the {doc} \
-                 ({status:?}); retry in {backoff} s"
-            ),
-        )
+        (LogLevel::Warn, "the gateway refused the call")
     };
-    ProxyWasmHost.log(level, &line);
+    ProxyWasmHost.log(
+        level,
+        &format!(
+            "jwt-rbac: providers.{provider}.{field}.upstream: cannot call {upstream:?} for the \
+             {doc} ({why}: {status:?}); retry in {backoff} s"
+        ),
+    );
 }
 
 /// Sends the fetch of one remote document through the SDK: its dispatcher must record the
@@ -525,9 +521,8 @@ impl RootContext for JwtRbacRoot {
                 host.log(
                     LogLevel::Warn,
                     &format!(
-                        "jwt-rbac: provider {}: forward is false, but on this host (kong) the \
-                         upstream still gets the client's credential: the engine cannot remove a \
-                         request header",
+                        "jwt-rbac: provider {}: forward false does not hold on kong: the \
+                         upstream gets the credential (no request header can be removed)",
                         provider.name
                     ),
                 );
@@ -771,7 +766,7 @@ mod host_tests {
         assert!(err.contains("\"kong_version\": \"3.9\""), "{err}");
         let err = remote_needs_kong_3_9(&settings(r#", "kong_version": "3.8""#), HostKind::Kong)
             .unwrap_err();
-        assert!(err.contains("Kong 3.8"), "{err}");
+        assert!(err.contains("3.8's lets it through"), "{err}");
         assert!(
             remote_needs_kong_3_9(&settings(r#", "kong_version": "3.9""#), HostKind::Kong).is_ok()
         );

@@ -134,13 +134,6 @@ impl Stream {
             .add(host, Metric::SpoofedHeadersRemoved, stripped.lines);
         if stripped.lines > 0 && !self.shared.host.removes_request_headers() {
             // The host would still forward the client's copy beside the one injected here.
-            host.log(
-                LogLevel::Debug,
-                &format!(
-                    "jwt-rbac: refused a request carrying {}: this host cannot remove a client's header",
-                    stripped.names.join(", ")
-                ),
-            );
             return self.deny(host, &settings.realm, Reason::SpoofedIdentityHeader);
         }
 
