@@ -4,7 +4,8 @@
 //!
 //! The yaml is used as-is unless one of its fixed ports (10000 listener, 9901 admin, 8080
 //! upstream, 8081 token issuer, 8082 audit collector) is busy: then exactly that `port_value:`
-//! line is rewritten in a copy under `target/xtask-demo/`.
+//! line is rewritten in a copy under `target/xtask-demo/`. The ports used are written to
+//! `target/demo-ports.env` ([`PORTS_FILE`]), which the Envoy guide's second shell sources.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -27,6 +28,10 @@ const FIXED_PORTS: [(u16, &str); 5] = [
     (8081, "token issuer"),
     (8082, "audit collector"),
 ];
+
+/// The file under the target directory that holds the ports of the running demo, as shell
+/// variables ([`ports_env`]).
+pub const PORTS_FILE: &str = "demo-ports.env";
 
 /// The ports in use (the fixed ones, or their replacements).
 #[derive(Debug, Clone, Copy)]
@@ -868,6 +873,14 @@ pub fn run(args: &[String]) -> Result<()> {
     let work = target_dir.join("xtask-demo");
     std::fs::create_dir_all(&work)?;
     let (config, ports) = demo_config(&target_dir)?;
+    let ports_file = target_dir.join(PORTS_FILE);
+    std::fs::write(&ports_file, ports_env(&ports))
+        .with_context(|| format!("cannot write {}", ports_file.display()))?;
+    let source_line = format!(". {}", shown(&ports_file));
+    println!(
+        "ports of this run: {} (in another shell: {source_line})",
+        ports_file.display()
+    );
 
     banner("demo: start the demo upstream (echo, token issuer, audit collector) and Envoy");
     let audit_file = work.join("audit.ndjson");
@@ -972,15 +985,74 @@ pub fn run(args: &[String]) -> Result<()> {
         ports.listener
     );
     println!(
-        "A token for them: TOKEN=$(curl -s 'http://127.0.0.1:{}/token?sub=alice&roles=reader')",
-        ports.auth
+        "In another shell, the ports of this run and a token for them:\n\n  {source_line}\n  \
+         TOKEN=$(curl -sf \"http://127.0.0.1:$DEMO_ISSUER/token?sub=alice&roles=reader\")\n"
     );
     envoy_proc.wait()
+}
+
+/// `ports` as shell variables, for `. target/demo-ports.env`.
+fn ports_env(ports: &Ports) -> String {
+    format!(
+        "# The ports of the running `cargo xtask demo` (it rewrites this file when it starts).\n\
+         DEMO_LISTENER={}\nDEMO_ADMIN={}\nDEMO_UPSTREAM={}\nDEMO_ISSUER={}\nDEMO_COLLECTOR={}\n",
+        ports.listener, ports.admin, ports.upstream, ports.auth, ports.collector
+    )
+}
+
+/// `path` relative to the current directory when it is under it (`target/demo-ports.env` from
+/// the checkout), else as it is.
+fn shown(path: &Path) -> String {
+    std::env::current_dir()
+        .ok()
+        .and_then(|cwd| path.strip_prefix(cwd).ok().map(Path::to_path_buf))
+        .unwrap_or_else(|| path.to_path_buf())
+        .display()
+        .to_string()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_ports_file_sets_every_port_the_guide_reads() {
+        let env = ports_env(&Ports {
+            listener: 10000,
+            admin: 9901,
+            upstream: 41000,
+            auth: 41001,
+            collector: 41002,
+        });
+        for line in [
+            "DEMO_LISTENER=10000",
+            "DEMO_ADMIN=9901",
+            "DEMO_UPSTREAM=41000",
+            "DEMO_ISSUER=41001",
+            "DEMO_COLLECTOR=41002",
+        ] {
+            assert!(env.lines().any(|l| l == line), "{line}");
+        }
+        // Section 2 of the Envoy guide runs in a second shell: it reads the ports from the file
+        // and names none of the fixed ones (with them taken, it reached another process).
+        let guide =
+            std::fs::read_to_string(workspace::root().join("docs/getting-started-envoy.md"))
+                .unwrap();
+        let section = guide.split("\n## ").find(|s| s.starts_with("2. ")).unwrap();
+        assert!(section.contains(&format!(". target/{PORTS_FILE}")));
+        for (port, role) in FIXED_PORTS {
+            assert!(!section.contains(&format!(":{port}")), "{role} port {port}");
+        }
+        for var in [
+            "DEMO_LISTENER",
+            "DEMO_ADMIN",
+            "DEMO_ISSUER",
+            "DEMO_COLLECTOR",
+        ] {
+            assert!(section.contains(&format!("${var}")), "{var}");
+            assert!(env.contains(&format!("{var}=")), "{var}");
+        }
+    }
 
     #[test]
     fn every_plugin_has_its_steps_together() {
