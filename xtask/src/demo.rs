@@ -985,7 +985,7 @@ pub fn run(args: &[String]) -> Result<()> {
         ports.listener
     );
     println!(
-        "In another shell, the ports of this run and a token for them:\n\n  {source_line}\n  \
+        "\nIn another shell, the ports of this run and a token for them:\n\n  {source_line}\n  \
          TOKEN=$(curl -sf \"http://127.0.0.1:$DEMO_ISSUER/token?sub=alice&roles=reader\")\n"
     );
     envoy_proc.wait()
