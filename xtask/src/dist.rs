@@ -132,7 +132,10 @@ const WASM_FEATURES: [&str; 4] = [
     "--enable-nontrapping-float-to-int",
 ];
 
-/// binaryen's size optimisation of a built module (about 19 % smaller). The result is kept in
+/// binaryen's size optimisation of a built module (about 19 % smaller). `--gufa` (binaryen's
+/// whole-module flow analysis: constants and types that reach each place) takes another 1.3 to
+/// 3 KiB off each module, measured 2026-12-04 on all five (jwt-rbac 410,107 -> 408,835 bytes),
+/// at no measurable cost in wasm-opt's time. The result is kept in
 /// `target/wasm-opt-cache/`, keyed by the module's SHA-256 and the arguments, so an unchanged
 /// module is not optimised again (under node that takes up to 20 s a module).
 fn optimize(
@@ -141,7 +144,7 @@ fn optimize(
     input: &[u8],
     target: &Path,
 ) -> Result<Vec<u8>> {
-    let args = ["-Oz", "--converge"];
+    let args = ["-Oz", "--gufa", "--converge"];
     let mut keyed = format!(
         "binaryen {} {WASM_FEATURES:?} {args:?}\n",
         tools::BINARYEN_VERSION

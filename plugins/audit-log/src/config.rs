@@ -64,6 +64,11 @@ pub struct Config {
     pub export: ExportConfig,
     /// Optional capture of request/response bodies.
     pub bodies: BodiesConfig,
+    /// Metric name prefix of this instance: `edge` gives `edge.audit_log.<name>`, so two instances of
+    /// the plugin (on two listeners, say) keep their own counters, as Envoy's native filters do
+    /// with their `stat_prefix`; Envoy's `stats_tags` can turn it into a label. Letters, digits
+    /// and `_`, at most 64. Default: none (`audit_log.<name>`).
+    pub stat_prefix: Option<String>,
 }
 
 /// Body capture: off by default. A captured body appears only as JSON with the named fields
@@ -124,6 +129,7 @@ impl Default for Config {
             sinks: SinksConfig::default(),
             export: ExportConfig::default(),
             bodies: BodiesConfig::default(),
+            stat_prefix: None,
         }
     }
 }
@@ -321,6 +327,8 @@ pub struct Settings {
     pub export: ExportConfig,
     /// Body capture.
     pub bodies: BodiesConfig,
+    /// `stat_prefix`, checked.
+    pub stat_prefix: Option<String>,
 }
 
 impl Settings {
@@ -441,6 +449,10 @@ impl TryFrom<Config> for Settings {
             ));
         }
         Ok(Self {
+            stat_prefix: gateway_core::metrics::stat_prefix(
+                c.stat_prefix.as_deref(),
+                "stat_prefix",
+            )?,
             role: c.role,
             fields,
             redact_headers: names(&c.redact_headers, "redact_headers")?,

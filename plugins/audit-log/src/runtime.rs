@@ -119,7 +119,10 @@ impl Runtime {
             ),
         );
         Self {
-            metrics: Metrics::define(host),
+            metrics: Metrics::define(&gateway_core::metrics::Instance::new(
+                host,
+                settings.stat_prefix.as_deref(),
+            )),
             chain: RefCell::new(chain),
             queue: Cell::new(None),
             owns_queue: Cell::new(false),

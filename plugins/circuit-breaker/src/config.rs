@@ -35,6 +35,11 @@ pub struct Config {
     pub shared_data_prefix: String,
     /// Read-compute-write attempts on shared data before giving up (see the docs for the outcome).
     pub max_cas_attempts: u32,
+    /// Metric name prefix of this instance: `edge` gives `edge.circuit_breaker.<name>`, so two instances of
+    /// the plugin (on two listeners, say) keep their own counters, as Envoy's native filters do
+    /// with their `stat_prefix`; Envoy's `stats_tags` can turn it into a label. Letters, digits
+    /// and `_`, at most 64. Default: none (`circuit_breaker.<name>`).
+    pub stat_prefix: Option<String>,
 }
 
 impl Default for Config {
@@ -46,6 +51,7 @@ impl Default for Config {
             breakers: BTreeMap::new(),
             shared_data_prefix: "circuit_breaker".to_owned(),
             max_cas_attempts: 8,
+            stat_prefix: None,
         }
     }
 }
@@ -369,6 +375,8 @@ pub struct Settings {
     pub breakers: HashMap<String, BreakerSettings>,
     /// Fallback headers to strip from client requests (every fallback-mode breaker's header).
     pub strip_headers: Vec<String>,
+    /// `stat_prefix`, checked.
+    pub stat_prefix: Option<String>,
 }
 
 impl Settings {
@@ -438,6 +446,10 @@ impl TryFrom<Config> for Settings {
             }
         }
         Ok(Self {
+            stat_prefix: gateway_core::metrics::stat_prefix(
+                config.stat_prefix.as_deref(),
+                "stat_prefix",
+            )?,
             key,
             when_missing: config.key.when_missing.clone(),
             max_breakers: config.max_breakers,

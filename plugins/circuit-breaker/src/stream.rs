@@ -19,6 +19,7 @@ use crate::config::{BreakerSettings, KeyRule, OpenAction, Settings};
 use crate::failure::{parse_flags, UpstreamSignals};
 use crate::metrics::{define_breaker, BreakerMetric, BreakerMetrics, GlobalMetric, GlobalMetrics};
 use gateway_core::host_kind::HostKind;
+use gateway_core::metrics::Instance;
 use gateway_core::ports::{
     Clock, HeaderMapKind, HeaderPort, LocalReplyPort, LogLevel, LogPort, MetricsPort, PropertyPort,
     SharedDataPort,
@@ -80,8 +81,8 @@ impl Runtime {
     /// A runtime for `settings`; defines the plugin-wide metrics.
     pub fn new<M: MetricsPort + ?Sized>(settings: Settings, host: &M) -> Self {
         Self {
+            global: GlobalMetrics::define(&Instance::new(host, settings.stat_prefix.as_deref())),
             settings,
-            global: GlobalMetrics::define(host),
             breakers: RefCell::new(HashMap::new()),
             full_logged: Cell::new(false),
             error_logged: Cell::new(false),
@@ -135,7 +136,10 @@ impl Runtime {
         let tracked = Rc::new(Tracked {
             name: name.to_owned(),
             record_key: format!("{}/slot/{slot}", self.settings.prefix),
-            metrics: define_breaker(host, name),
+            metrics: define_breaker(
+                &Instance::new(host, self.settings.stat_prefix.as_deref()),
+                name,
+            ),
         });
         self.breakers
             .borrow_mut()

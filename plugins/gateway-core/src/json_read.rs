@@ -158,8 +158,7 @@ fn kind(value: &Value) -> &'static str {
 pub fn wrong_type(path: &str, value: &Value, expected: &str) -> ConfigError {
     let hint = match value {
         Value::String(text)
-            if (expected.starts_with("a whole number")
-                && crate::error::looks_numeric(text))
+            if (expected.starts_with("a whole number") && crate::error::looks_numeric(text))
                 || (expected == "a boolean" && (text == "true" || text == "false")) =>
         {
             format!(" (write {text} without quotes)")

@@ -51,7 +51,8 @@
 //! assert_eq!(*host.0.borrow(), vec![2, 7]);
 //! ```
 
-use crate::ports::{MetricId, MetricsPort};
+use crate::error::ConfigError;
+use crate::ports::{HostError, MetricId, MetricsPort};
 use std::fmt;
 use std::marker::PhantomData;
 
@@ -161,6 +162,64 @@ impl<K: MetricKind> MetricSet<K> {
     }
 }
 
+/// Longest `stat_prefix`.
+pub const MAX_STAT_PREFIX: usize = 64;
+
+/// Checks a plugin's `stat_prefix`: letters, digits and `_`, at most [`MAX_STAT_PREFIX`]
+/// (no `.`, so that Envoy's tag extraction can take it off the name as one label).
+pub fn stat_prefix(value: Option<&str>, field: &str) -> Result<Option<String>, ConfigError> {
+    let Some(value) = value else {
+        return Ok(None);
+    };
+    let valid = !value.is_empty()
+        && value.len() <= MAX_STAT_PREFIX
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    if !valid {
+        return Err(ConfigError::invalid(field, "1 to 64 letters, digits or _"));
+    }
+    Ok(Some(value.to_owned()))
+}
+
+/// The metrics of one plugin instance: every name defined through it gets `<prefix>.` in
+/// front (`public.jwt_rbac.allowed`), so two instances of a plugin, on two listeners say, keep
+/// their own counters, as Envoy's native filters do with their `stat_prefix`. Without a prefix
+/// the names are the plugin's own.
+pub struct Instance<'a, M: ?Sized> {
+    host: &'a M,
+    prefix: Option<&'a str>,
+}
+
+impl<'a, M: MetricsPort + ?Sized> Instance<'a, M> {
+    /// Names defined through `host`, under `prefix` when given.
+    pub fn new(host: &'a M, prefix: Option<&'a str>) -> Self {
+        Self { host, prefix }
+    }
+
+    fn full(&self, name: &str) -> String {
+        match self.prefix {
+            Some(prefix) => format!("{prefix}.{name}"),
+            None => name.to_owned(),
+        }
+    }
+}
+
+impl<M: MetricsPort + ?Sized> MetricsPort for Instance<'_, M> {
+    fn define_counter(&self, name: &str) -> Result<MetricId, HostError> {
+        self.host.define_counter(&self.full(name))
+    }
+    fn define_gauge(&self, name: &str) -> Result<MetricId, HostError> {
+        self.host.define_gauge(&self.full(name))
+    }
+    fn increment(&self, id: MetricId, delta: i64) -> Result<(), HostError> {
+        self.host.increment(id, delta)
+    }
+    fn record(&self, id: MetricId, value: u64) -> Result<(), HostError> {
+        self.host.record(id, value)
+    }
+}
+
 #[cfg(all(test, feature = "fake-host"))]
 mod tests {
     use super::*;
@@ -227,6 +286,25 @@ mod tests {
         two.add(&host, M::A, 5);
         assert_eq!(host.metric("cb.one.t.a"), 1);
         assert_eq!(host.metric("cb.two.t.a"), 5);
+    }
+
+    #[test]
+    fn an_instance_prefixes_every_name_and_checks_it() {
+        let host = FakeHost::default();
+        let m = MetricSet::<M>::define(&Instance::new(&host, Some("public")));
+        m.add(&host, M::A, 3);
+        assert_eq!(host.metric("public.t.a"), 3);
+        let plain = MetricSet::<M>::define(&Instance::new(&host, None));
+        plain.add(&host, M::A, 1);
+        assert_eq!(host.metric("t.a"), 1);
+        assert_eq!(
+            stat_prefix(Some("edge_1"), "stat_prefix"),
+            Ok(Some("edge_1".into()))
+        );
+        for bad in ["", "a.b", "a b", &"x".repeat(65)] {
+            let err = stat_prefix(Some(bad), "stat_prefix").unwrap_err();
+            assert_eq!(err.field, "stat_prefix", "{bad:?}");
+        }
     }
 
     #[test]

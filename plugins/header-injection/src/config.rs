@@ -34,6 +34,11 @@ pub struct Config {
     pub cors: Option<CorsConfig>,
     /// Headers always removed from client requests.
     pub anti_spoofing: AntiSpoofingConfig,
+    /// Metric name prefix of this instance: `edge` gives `edge.header_injection.<name>`, so two instances of
+    /// the plugin (on two listeners, say) keep their own counters, as Envoy's native filters do
+    /// with their `stat_prefix`; Envoy's `stats_tags` can turn it into a label. Letters, digits
+    /// and `_`, at most 64. Default: none (`header_injection.<name>`).
+    pub stat_prefix: Option<String>,
 }
 
 /// `anti_spoofing`: headers a client must never be able to send.
@@ -76,6 +81,8 @@ pub struct Settings {
     pub cors: Option<CorsPolicy>,
     /// Protected headers (empty when disabled).
     pub protected: ProtectedHeaders,
+    /// `stat_prefix`, checked.
+    pub stat_prefix: Option<String>,
 }
 
 impl Settings {
@@ -97,6 +104,7 @@ impl Default for Settings {
             security: SecurityHeaders::default(),
             cors: None,
             protected: ProtectedHeaders::default(),
+            stat_prefix: None,
         })
     }
 }
@@ -121,6 +129,10 @@ impl TryFrom<Config> for Settings {
             ProtectedHeaders::default()
         };
         Ok(Self {
+            stat_prefix: gateway_core::metrics::stat_prefix(
+                config.stat_prefix.as_deref(),
+                "stat_prefix",
+            )?,
             request_rules,
             response_rules,
             captured_request_headers,

@@ -20,6 +20,7 @@ mod stream_tests;
 
 use config::Settings;
 use gateway_core::host_kind::HostKind;
+use gateway_core::metrics::Instance;
 use gateway_core::proxy_wasm_host::ProxyWasmHost;
 use metrics::Metrics;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
@@ -50,8 +51,8 @@ impl RootContext for HeaderInjectionRoot {
         else {
             return false;
         };
+        self.metrics = Metrics::define(&Instance::new(&host, settings.stat_prefix.as_deref()));
         self.settings = Some(Rc::new(settings));
-        self.metrics = Metrics::define(&host);
         self.host = host.host_kind();
         true
     }

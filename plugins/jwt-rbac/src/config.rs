@@ -58,6 +58,12 @@ pub struct Config {
     /// Default: not set.
     #[serde(default)]
     pub kong_version: Option<KongVersion>,
+    /// Metric name prefix of this instance: `edge` gives `edge.jwt_rbac.<name>`, so two instances of
+    /// the plugin (on two listeners, say) keep their own counters, as Envoy's native filters do
+    /// with their `stat_prefix`; Envoy's `stats_tags` can turn it into a label. Letters, digits
+    /// and `_`, at most 64. Default: none (`jwt_rbac.<name>`).
+    #[serde(default)]
+    pub stat_prefix: Option<String>,
 }
 
 /// `kong_version`.
@@ -496,6 +502,8 @@ pub struct Settings {
     pub crypto: CryptoMode,
     /// `kong_version`, as given.
     pub kong_version: Option<KongVersion>,
+    /// `stat_prefix`, checked.
+    pub stat_prefix: Option<String>,
     /// Longest wait for a first remote JWKS (the largest over the providers), seconds.
     pub jwks_max_wait_seconds: i64,
 }
@@ -612,6 +620,10 @@ impl TryFrom<Config> for Settings {
             cache_entries: config.cache.max_entries,
             crypto: config.crypto,
             kong_version: config.kong_version,
+            stat_prefix: gateway_core::metrics::stat_prefix(
+                config.stat_prefix.as_deref(),
+                "stat_prefix",
+            )?,
             jwks_max_wait_seconds: config
                 .providers
                 .values()

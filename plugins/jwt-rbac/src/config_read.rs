@@ -38,6 +38,7 @@ fn config(value: &Value) -> Result<Config, ConfigError> {
         "cache",
         "crypto",
         "kong_version",
+        "stat_prefix",
     ])?;
     let listed = Object::new(o.required("providers")?, "providers")?;
     // Inserted one by one: collecting into a BTreeMap sorts first, a sort routine in the wasm
@@ -79,6 +80,10 @@ fn config(value: &Value) -> Result<Config, ConfigError> {
             Some(v) => [CryptoMode::Auto, CryptoMode::PureRust]
                 [as_name(v, "crypto", &["auto", "pure_rust"])?],
         },
+        stat_prefix: o
+            .get("stat_prefix")
+            .map(|v| as_string(v, "stat_prefix"))
+            .transpose()?,
         kong_version: match o.get("kong_version") {
             None => None,
             Some(v) => Some(

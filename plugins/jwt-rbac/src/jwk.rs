@@ -122,7 +122,10 @@ mod url_hint_tests {
         )
         .unwrap_err();
         assert_eq!(err.field, "providers.sso.jwks");
-        assert!(err.to_string().contains("fetch it with remote_jwks"), "{err}");
+        assert!(
+            err.to_string().contains("fetch it with remote_jwks"),
+            "{err}"
+        );
     }
 }
 

@@ -36,6 +36,7 @@ use cache::TokenCache;
 use config::{CryptoMode, Settings};
 use gateway_core::abi;
 use gateway_core::host_kind::HostKind;
+use gateway_core::metrics::Instance;
 use gateway_core::ports::{Clock, HostError, LogLevel, LogPort};
 use gateway_core::proxy_wasm_host::{host_error, ProxyWasmHost};
 use metrics::Metrics;
@@ -533,7 +534,7 @@ impl RootContext for JwtRbacRoot {
             .iter()
             .any(|p| p.remote.is_some() || p.revocations.is_some());
         self.shared = Some(Shared {
-            metrics: Metrics::define(&host),
+            metrics: Metrics::define(&Instance::new(&host, settings.stat_prefix.as_deref())),
             cache: Rc::new(RefCell::new(TokenCache::new(settings.cache_entries))),
             crypto: crypto.map(|c| Rc::new(c) as Rc<dyn verify::HostCrypto>),
             waiting: Rc::new(RefCell::new(Vec::new())),
@@ -545,7 +546,7 @@ impl RootContext for JwtRbacRoot {
                 RevocationState::default();
                 settings.providers.len()
             ])),
-            stream_fetches: Rc::new(RefCell::new(Vec::new())),
+            stream_fetches: Rc::new(std::cell::Cell::new((0, 0))),
             host: self.host,
             settings: Some(Rc::new(settings)),
         });
@@ -577,7 +578,7 @@ impl RootContext for JwtRbacRoot {
             remote: Rc::new(RefCell::new(Vec::new())),
             revocations: Rc::new(RefCell::new(Vec::new())),
             waiting: Rc::new(RefCell::new(Vec::new())),
-            stream_fetches: Rc::new(RefCell::new(Vec::new())),
+            stream_fetches: Rc::new(std::cell::Cell::new((0, 0))),
             host: self.host,
         });
         Some(Box::new(JwtRbacFilter {
@@ -649,12 +650,15 @@ impl JwtRbacFilter {
                         continue;
                     }
                     let hold = i64::try_from(remote.timeout_ms / 1000).unwrap_or(60) + 1;
-                    let mut open = self.shared.stream_fetches.borrow_mut();
-                    open.retain(|started| now < started.saturating_add(hold));
-                    if open.len() >= MAX_STREAM_FETCHES {
+                    // At most MAX_STREAM_FETCHES per hold window (a fetch's longest life).
+                    let (mut sent, mut since) = self.shared.stream_fetches.get();
+                    if now >= since.saturating_add(hold) {
+                        (sent, since) = (0, now);
+                    }
+                    if sent >= MAX_STREAM_FETCHES {
                         continue;
                     }
-                    open.push(now);
+                    self.shared.stream_fetches.set((sent + 1, since));
                 } else {
                     let hold = i64::try_from(remote.timeout_ms / 1000).unwrap_or(60) + 1;
                     if !state.due(remote, now)

@@ -62,8 +62,8 @@ pub struct Shared {
     /// Requests paused until a remote JWKS has keys: `(context id, since)` (Envoy only: on
     /// Kong a request waits for its own fetch, see `lib.rs`).
     pub waiting: Rc<RefCell<Vec<(u32, i64)>>>,
-    /// Start times of the first fetches streams of this VM sent for themselves (Kong).
-    pub stream_fetches: Rc<RefCell<Vec<i64>>>,
+    /// First fetches streams of this VM sent for themselves (Kong): how many since when.
+    pub stream_fetches: Rc<std::cell::Cell<(usize, i64)>>,
     /// The host, decided once in `on_configure`.
     pub host: HostKind,
 }

@@ -65,7 +65,7 @@ impl Vm {
                 remote: Rc::new(RefCell::new(Vec::new())),
                 revocations: Rc::new(RefCell::new(Vec::new())),
                 waiting: Rc::new(RefCell::new(Vec::new())),
-                stream_fetches: Rc::new(RefCell::new(Vec::new())),
+                stream_fetches: Rc::new(std::cell::Cell::new((0, 0))),
                 host: gateway_core::host_kind::HostKind::Envoy,
                 settings: Some(Rc::new(settings)),
             },
@@ -398,7 +398,7 @@ fn no_configuration_fails_closed() {
         remote: Rc::new(RefCell::new(Vec::new())),
         revocations: Rc::new(RefCell::new(Vec::new())),
         waiting: Rc::new(RefCell::new(Vec::new())),
-        stream_fetches: Rc::new(RefCell::new(Vec::new())),
+        stream_fetches: Rc::new(std::cell::Cell::new((0, 0))),
         host: gateway_core::host_kind::HostKind::Envoy,
     };
     assert_eq!(Stream::new(shared, 1).on_request_headers(&host), Flow::Stop);

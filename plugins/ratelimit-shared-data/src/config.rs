@@ -43,6 +43,12 @@ pub struct ConfigFile {
     /// The shared-data slot table and its failure policies.
     #[serde(default)]
     pub shared_data: SharedDataConfig,
+    /// Metric name prefix of this instance: `edge` gives `edge.ratelimit.<name>`, so two instances of
+    /// the plugin (on two listeners, say) keep their own counters, as Envoy's native filters do
+    /// with their `stat_prefix`; Envoy's `stats_tags` can turn it into a label. Letters, digits
+    /// and `_`, at most 64. Default: none (`ratelimit.<name>`).
+    #[serde(default)]
+    pub stat_prefix: Option<String>,
 }
 
 fn default_api_key_header() -> String {
@@ -417,6 +423,8 @@ pub struct Settings {
     /// Whether anything reads the request headers (a match, a key part, an exemption, the
     /// client IP header); if not, the request phase skips that host call.
     pub needs_headers: bool,
+    /// `stat_prefix`, checked.
+    pub stat_prefix: Option<String>,
 }
 
 impl Settings {
@@ -636,6 +644,10 @@ impl TryFrom<ConfigFile> for Settings {
                 })
             });
         Ok(Self {
+            stat_prefix: gateway_core::metrics::stat_prefix(
+                file.stat_prefix.as_deref(),
+                "stat_prefix",
+            )?,
             needs_headers,
             rules,
             exempt_cidrs,

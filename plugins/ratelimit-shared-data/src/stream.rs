@@ -56,7 +56,10 @@ impl Runtime {
     pub fn new<M: MetricsPort + ?Sized>(settings: Settings, host: &M) -> Self {
         Self {
             limiter: Limiter::new(&settings.shared),
-            metrics: Metrics::define(host),
+            metrics: Metrics::define(&gateway_core::metrics::Instance::new(
+                host,
+                settings.stat_prefix.as_deref(),
+            )),
             settings,
         }
     }
