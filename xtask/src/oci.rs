@@ -281,7 +281,7 @@ pub fn render_wasmplugin(
         None => {
             let _ = writeln!(
                 y,
-                "# Generated from istio/config/{plugin}.json (kept in sync by `cargo test -p xtask`)."
+                "# Generated from istio/config/{plugin}.json (rewrite with `cargo xtask istio-manifests`)."
             );
             y.push_str(
                 "# `cargo xtask dist --oci` writes dist/istio/ copies that add the `sha256` of the\n\
@@ -706,19 +706,15 @@ mod tests {
     #[test]
     fn checked_in_istio_manifests_match_the_configs() {
         // istio/<plugin>.yaml are what `render_wasmplugin` makes from istio/config/<plugin>.json
-        // (without sha256). XTASK_BLESS=1 rewrites them after a config change.
-        let bless = std::env::var_os("XTASK_BLESS").is_some();
+        // (without sha256). `cargo xtask istio-manifests` rewrites them after a config change.
         for place in ISTIO_CHAIN {
             let config = example_config(place.plugin).unwrap();
             let want = render_wasmplugin(place.plugin, &config, VERSION, None).unwrap();
             let path = istio_dir().join(format!("{}.yaml", place.plugin));
-            if bless {
-                std::fs::write(&path, &want).unwrap();
-            }
             let have = std::fs::read_to_string(&path).unwrap_or_default();
             assert!(
                 have == want,
-                "{} is out of date: run XTASK_BLESS=1 cargo test -p xtask oci",
+                "{} is out of date: run cargo xtask istio-manifests",
                 path.display()
             );
             assert!(manifest_sha256_field(&have).is_none());
