@@ -208,7 +208,7 @@ fn on_kong_envoys_upstream_signals_are_never_read() {
         "no signal read on kong"
     );
     assert!(
-        !host.calls.borrow().iter().any(|c| *c == "property"),
+        !host.calls.borrow().contains(&"property"),
         "{:?}",
         host.calls.borrow()
     );

@@ -235,6 +235,28 @@ impl std::fmt::Display for ApplyError {
     }
 }
 
+/// Why `upstream` (a callout target: an Envoy cluster name, or `host:port` on Kong) looks like
+/// a URL, with what to write instead; `None` when it does not. Envoy would take the URL as an
+/// unknown cluster name and every call would fail at run time.
+///
+/// ```
+/// use gateway_core::headers::url_shaped_upstream;
+/// assert!(url_shaped_upstream("https://sso.example.com/jwks").is_some());
+/// assert!(url_shaped_upstream("sso.example.com/jwks").is_some());
+/// assert_eq!(url_shaped_upstream("outbound|443||sso.example.com"), None);
+/// assert_eq!(url_shaped_upstream("127.0.0.1:8082"), None);
+/// ```
+pub fn url_shaped_upstream(upstream: &str) -> Option<String> {
+    if !upstream.contains('/') {
+        return None;
+    }
+    Some(format!(
+        "{upstream:?} is a url: upstream names where the gateway sends the call, an envoy \
+         cluster (a static cluster name, or istio's outbound|443||host) or host:port on kong; \
+         put the host in authority and the path in path"
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -304,26 +326,4 @@ mod tests {
         assert!(list_contains(first(&h, "vary").unwrap(), "Origin"));
         assert!(!list_contains(b"originx", "origin"));
     }
-}
-
-/// Why `upstream` (a callout target: an Envoy cluster name, or `host:port` on Kong) looks like
-/// a URL, with what to write instead; `None` when it does not. Envoy would take the URL as an
-/// unknown cluster name and every call would fail at run time.
-///
-/// ```
-/// use gateway_core::headers::url_shaped_upstream;
-/// assert!(url_shaped_upstream("https://sso.example.com/jwks").is_some());
-/// assert!(url_shaped_upstream("sso.example.com/jwks").is_some());
-/// assert_eq!(url_shaped_upstream("outbound|443||sso.example.com"), None);
-/// assert_eq!(url_shaped_upstream("127.0.0.1:8082"), None);
-/// ```
-pub fn url_shaped_upstream(upstream: &str) -> Option<String> {
-    if !upstream.contains('/') {
-        return None;
-    }
-    Some(format!(
-        "{upstream:?} is a url: upstream names where the gateway sends the call, an envoy \
-         cluster (a static cluster name, or istio's outbound|443||host) or host:port on kong; \
-         put the host in authority and the path in path"
-    ))
 }
