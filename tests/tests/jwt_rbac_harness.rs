@@ -996,3 +996,24 @@ fn remote_revocation_list_fetched_once_shared_refreshed_and_kept_on_failure() {
         );
     }
 }
+
+/// A remote JWKS whose upstream names no cluster: Envoy refuses the call, and the log names the
+/// field and the cluster (it used to be a warning naming neither, and every request waited).
+#[test]
+fn an_unknown_jwks_cluster_is_reported_naming_the_field_and_the_cluster() {
+    let mut cfg = remote_config(Profile::Envoy, 0);
+    cfg["providers"]["main"]["remote_jwks"]["upstream"] = json!("idp_cluster");
+    let h = Harness::builder()
+        .profile(Profile::Envoy)
+        .clusters(["upstream"])
+        .plugin_config(cfg.to_string())
+        .build_from_file(suite_tests::paths::plugin_wasm(PLUGIN).unwrap())
+        .unwrap();
+    assert!(h.configure().unwrap(), "{:?}", h.logs_at(LogLevel::Error));
+    let errors = h.logs_at(LogLevel::Error).join("\n");
+    assert!(
+        errors.contains("providers.main.remote_jwks.upstream: cannot call \"idp_cluster\"")
+            && errors.contains("no such cluster on envoy"),
+        "{errors}"
+    );
+}

@@ -977,6 +977,22 @@ mod tests {
     }
 
     #[test]
+    fn fetch_periods_say_their_range_not_0_or_more() {
+        for value in [json!(0), json!(-1)] {
+            let cfg = json!({"providers": {"p": {"algorithms": ["RS256"],
+                "remote_jwks": {"upstream": "idp", "refresh_seconds": value}}}});
+            let err = Settings::from_json(cfg.to_string().as_bytes())
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.starts_with("providers.p.remote_jwks.refresh_seconds: "),
+                "{err}"
+            );
+            assert!(!err.contains("0 or more"), "{err}");
+        }
+    }
+
+    #[test]
     fn defaults() {
         let s = Settings::from_json(base().to_string().as_bytes()).unwrap();
         let p = &s.providers[0];
