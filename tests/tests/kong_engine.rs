@@ -441,3 +441,26 @@ fn the_kong_demo_chain_runs_without_a_trap() {
         }
     }
 }
+
+/// Kong's engine speaks TLS to a dispatch target only when the call carries `:scheme: https`:
+/// a remote JWKS at `host:443` gets it, any other port plain HTTP.
+#[test]
+fn jwt_rbac_fetches_a_port_443_jwks_over_tls_on_kong() {
+    for (upstream, tls) in [("sso.example.com:443", true), ("127.0.0.1:9999", false)] {
+        let mut cfg = remote_config();
+        cfg["providers"]["main"]["remote_jwks"]["upstream"] = json!(upstream);
+        let h = configured(Profile::Kong, PLUGIN, &cfg);
+        let token = sign("RS256", "rsa-1", &good_claims());
+        let auth = bearer(&token);
+        let mut s = h.stream().unwrap();
+        s.send_request_headers(&get("/x", &[("authorization", &auth)]), true)
+            .unwrap();
+        let c = h.callouts().remove(0);
+        assert_eq!(c.upstream, upstream);
+        assert_eq!(
+            c.header(":scheme").as_deref(),
+            tls.then_some("https"),
+            "{upstream}"
+        );
+    }
+}

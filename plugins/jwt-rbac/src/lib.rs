@@ -170,7 +170,7 @@ impl JwtRbacRoot {
         if !remote::take_lease(&ProxyWasmHost, doc, provider, now, until) {
             return None;
         }
-        Some(send_fetch(self, remote))
+        Some(send_fetch(self, remote, false))
     }
 
     /// Runs paused requests again: all of them when keys arrived, else those whose wait is over
@@ -355,13 +355,24 @@ fn log_refused_fetch(
 /// Sends the fetch of one remote document through the SDK: its dispatcher must record the
 /// token to route the answer back to the context that called (it panics on statuses other than
 /// Ok, BadArgument and InternalFailure; hosts answer a refused call with those two).
-fn send_fetch<C: Context + ?Sized>(context: &C, remote: &RemoteJwks) -> Result<u32, HostError> {
-    let headers = vec![
+///
+/// `kong`: Kong's engine speaks TLS to a dispatch target only when the call says `:scheme:
+/// https` (ngx_wasm_module's `ngx_http_proxy_wasm_dispatch.c`); a `host:443` target gets it. On
+/// Envoy the cluster decides.
+fn send_fetch<C: Context + ?Sized>(
+    context: &C,
+    remote: &RemoteJwks,
+    kong: bool,
+) -> Result<u32, HostError> {
+    let mut headers = vec![
         (":method", "GET"),
         (":path", remote.path.as_str()),
         (":authority", remote.authority.as_str()),
         ("accept", "application/json"),
     ];
+    if kong && remote.upstream.ends_with(":443") {
+        headers.push((":scheme", "https"));
+    }
     let timeout = Duration::from_millis(remote.timeout_ms);
     context
         .dispatch_http_call(&remote.upstream, headers, None, vec![], timeout)
@@ -668,7 +679,7 @@ impl JwtRbacFilter {
                     }
                 }
             }
-            let sent = send_fetch(self, remote);
+            let sent = send_fetch(self, remote, true);
             let mut states = states.borrow_mut();
             let Some(state) = states.get_mut(index) else {
                 continue;
