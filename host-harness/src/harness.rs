@@ -10,7 +10,7 @@ use crate::profile::{KongEngine, Phase};
 use crate::state::{lock, ForeignFunction, HostConfig, HostState, SharedWorld, World};
 use crate::stream::HttpStream;
 use crate::vm::{self, Vm};
-use crate::{LogEntry, LogLevel, Metric, Profile, Status, StreamEvent, StreamType};
+use crate::{Crossings, LogEntry, LogLevel, Metric, Profile, Status, StreamEvent, StreamType};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -483,6 +483,25 @@ impl Harness {
         self.inner.world().logs.clear();
     }
 
+    // ---- crossings ----
+
+    /// VM-boundary crossings of every worker's VM added up, since it was created or since
+    /// [`Self::reset_crossings`] (see [`Crossings`]).
+    pub fn crossings(&self) -> Crossings {
+        let mut all = Crossings::default();
+        for w in &self.workers {
+            all.add(&w.crossings());
+        }
+        all
+    }
+
+    /// Forgets the crossings counted so far, for every VM and every stream.
+    pub fn reset_crossings(&self) {
+        for w in &self.workers {
+            w.reset_crossings();
+        }
+    }
+
     // ---- metrics ----
 
     /// A metric by the name the guest defined, or by its host name (`wasmcustom.a`,
@@ -754,6 +773,21 @@ impl Worker {
         drop(vm);
         self.inner.deliver_queue_ready()?;
         Ok(ok != Some(0))
+    }
+
+    /// This VM's crossings since it was created or since [`Self::reset_crossings`].
+    pub fn crossings(&self) -> Crossings {
+        self.inner
+            .vm(self.index)
+            .map(|mut vm| vm.state().crossings.vm.clone())
+            .unwrap_or_default()
+    }
+
+    /// Forgets this VM's crossings (its total and every stream's).
+    pub fn reset_crossings(&self) {
+        if let Ok(mut vm) = self.inner.vm(self.index) {
+            vm.state().crossings = Default::default();
+        }
     }
 
     /// Opens an HTTP stream (creates a context on this worker).

@@ -94,6 +94,7 @@
 //! | stream end | log, done, delete | done, log, delete | `ngx_proxy_wasm_on_log` |
 
 mod codec;
+mod crossings;
 mod error;
 mod harness;
 pub mod host;
@@ -104,6 +105,7 @@ mod stream;
 mod types;
 mod vm;
 
+pub use crossings::Crossings;
 pub use error::{HarnessError, HostTrap};
 pub use harness::{Harness, HarnessBuilder, Worker};
 pub use host::callouts::{Callout, CalloutResponse};

@@ -4,7 +4,9 @@
 //! [`HostTrap::OutOfBounds`], never a status code. Values handed back to the guest are copied
 //! into memory the guest allocates with its `proxy_on_memory_allocate` (or `malloc`) export.
 
+use crate::crossings::Kind;
 use crate::error::HostTrap;
+use crate::host::GetState;
 use wasmtime::{Caller, Extern, Memory};
 
 fn memory<T>(caller: &mut Caller<'_, T>) -> Result<Memory, HostTrap> {
@@ -83,15 +85,17 @@ pub(crate) fn write_u64<T>(
 }
 
 /// Hands `bytes` to the guest as Envoy does: allocate in the guest, copy, then write the pointer
-/// to `ptr_ptr` and the size to `size_ptr`. Empty data is a null pointer with size 0.
+/// to `ptr_ptr` and the size to `size_ptr`. Empty data is a null pointer with size 0. Each
+/// allocation is a crossing ([`crate::Crossings::allocations`]).
 pub(crate) fn return_bytes<T>(
     caller: &mut Caller<'_, T>,
+    get: GetState<T>,
     call: &'static str,
     bytes: &[u8],
     ptr_ptr: i32,
     size_ptr: i32,
 ) -> wasmtime::Result<()> {
-    return_bytes_with(caller, call, bytes, ptr_ptr, size_ptr, false)
+    return_bytes_with(caller, get, call, bytes, ptr_ptr, size_ptr, false)
 }
 
 /// [`return_bytes`], asking the guest to allocate even for empty data when `alloc_empty`:
@@ -100,6 +104,7 @@ pub(crate) fn return_bytes<T>(
 /// empty value rather than none.
 pub(crate) fn return_bytes_with<T>(
     caller: &mut Caller<'_, T>,
+    get: GetState<T>,
     call: &'static str,
     bytes: &[u8],
     ptr_ptr: i32,
@@ -114,6 +119,7 @@ pub(crate) fn return_bytes_with<T>(
             .and_then(Extern::into_func)
             .ok_or(HostTrap::MissingExport("proxy_on_memory_allocate"))?;
         let alloc = alloc.typed::<i32, i32>(&*caller)?;
+        get(caller.data_mut()).crossed(Kind::Allocation);
         addr = alloc.call(&mut *caller, bytes.len() as i32)? as u32;
         if !bytes.is_empty() {
             write(caller, call, addr as i32, bytes)?;

@@ -104,6 +104,8 @@ pub struct HostState {
     pub(crate) root_done: bool,
     /// Unfinished stdout / stderr lines.
     pub(crate) output_lines: [Vec<u8>; 2],
+    /// VM-boundary crossings, per VM and per context ([`crate::Crossings`]).
+    pub(crate) crossings: crate::crossings::CrossingLog,
 }
 
 impl HostState {
@@ -126,6 +128,7 @@ impl HostState {
             callout_dispatch_status: None,
             root_done: false,
             output_lines: [Vec::new(), Vec::new()],
+            crossings: Default::default(),
         }
     }
 
@@ -140,6 +143,11 @@ impl HostState {
     /// The stream the current context refers to, if it is a stream.
     pub(crate) fn stream(&mut self) -> Option<&mut StreamState> {
         self.streams.get_mut(&self.context_id)
+    }
+
+    /// Counts one crossing, attributed to the current context and to the VM.
+    pub(crate) fn crossed(&mut self, kind: crate::crossings::Kind<'_>) {
+        self.crossings.count(self.context_id, kind);
     }
 
     pub(crate) fn log(&self, level: LogLevel, message: String) {

@@ -6,7 +6,9 @@ use crate::harness::Inner;
 use crate::profile::Phase;
 use crate::state::{HostConfig, StreamState};
 use crate::vm::Vm;
-use crate::{Action, Headers, LocalResponse, LogEntry, Profile, StreamEvent, StreamType};
+use crate::{
+    Action, Crossings, Headers, LocalResponse, LogEntry, Profile, StreamEvent, StreamType,
+};
 use std::sync::Arc;
 use wasmtime::Val;
 
@@ -117,6 +119,16 @@ impl HttpStream {
     /// Worker index this stream runs on.
     pub fn worker(&self) -> usize {
         self.worker
+    }
+
+    /// VM-boundary crossings in this stream's context, from its `proxy_on_context_create`
+    /// through [`Self::finish`] (on_log, on_done, on_delete); kept after the stream is deleted.
+    pub fn crossings(&self) -> Crossings {
+        self.inner
+            .vm(self.worker)
+            .ok()
+            .and_then(|mut vm| vm.state().crossings.contexts.get(&self.id).cloned())
+            .unwrap_or_default()
     }
 
     fn profile(&self) -> Profile {

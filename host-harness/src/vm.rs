@@ -199,6 +199,7 @@ impl Vm {
             let state = self.store.data_mut();
             state.context_id = context;
             state.phase = phase;
+            state.crossed(crate::crossings::Kind::Callback(name));
         }
         let logs_before = self.store.data().world().logs.len();
         let ty = func.ty(&self.store);

@@ -235,6 +235,7 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: GetState<T>) -> wa
               ptr_ptr: i32,
               size_ptr: i32|
               -> wasmtime::Result<i32> {
+            crate::host::crossed(get(caller.data_mut()), "proxy_get_buffer_bytes");
             let (start, max) = (start as u32 as usize, max as u32 as usize);
             if let Some(s) = super::injected(get(caller.data_mut()), "proxy_get_buffer_bytes") {
                 return status(s);
@@ -253,6 +254,7 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: GetState<T>) -> wa
                 let n = data.len().min(max);
                 memory::return_bytes(
                     &mut caller,
+                    get,
                     "proxy_get_buffer_bytes",
                     &data[..n],
                     ptr_ptr,
@@ -272,6 +274,7 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: GetState<T>) -> wa
             let slice = data.get(start.min(end)..end).unwrap_or(&[]);
             memory::return_bytes(
                 &mut caller,
+                get,
                 "proxy_get_buffer_bytes",
                 slice,
                 ptr_ptr,
@@ -290,6 +293,7 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: GetState<T>) -> wa
               ptr: i32,
               len: i32|
               -> wasmtime::Result<i32> {
+            crate::host::crossed(get(caller.data_mut()), "proxy_set_buffer_bytes");
             let data = memory::read(&mut caller, "proxy_set_buffer_bytes", ptr, len)?;
             let state = get(caller.data_mut());
             if state.profile().is_kong() {

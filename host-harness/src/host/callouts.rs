@@ -236,6 +236,7 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: GetState<T>) -> wa
               timeout: i32,
               token_ptr: i32|
               -> wasmtime::Result<i32> {
+            crate::host::crossed(get(caller.data_mut()), "proxy_http_call");
             let call = "proxy_http_call";
             kong_step_check(get(caller.data_mut()))?;
             let upstream =

@@ -25,6 +25,7 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: GetState<T>) -> wa
               ptr_ptr: i32,
               size_ptr: i32|
               -> wasmtime::Result<i32> {
+            crate::host::crossed(get(caller.data_mut()), "proxy_call_foreign_function");
             let call = "proxy_call_foreign_function";
             kong_traps(get(caller.data_mut()), call)?;
             let name = memory::read(&mut caller, call, np, nl)?;
@@ -39,7 +40,7 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: GetState<T>) -> wa
             };
             match function(&args) {
                 Ok(result) => {
-                    memory::return_bytes(&mut caller, call, &result, ptr_ptr, size_ptr)?;
+                    memory::return_bytes(&mut caller, get, call, &result, ptr_ptr, size_ptr)?;
                     ok()
                 }
                 Err(s) => status(s),

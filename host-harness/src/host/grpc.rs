@@ -30,6 +30,7 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: GetState<T>) -> wa
               _: i32,
               _: i32|
               -> wasmtime::Result<i32> {
+            crate::host::crossed(get(caller.data_mut()), "proxy_grpc_call");
             kong_traps(get(caller.data_mut()), "proxy_grpc_call")?;
             status(Status::InternalFailure)
         },
@@ -48,6 +49,7 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: GetState<T>) -> wa
               _: i32,
               _: i32|
               -> wasmtime::Result<i32> {
+            crate::host::crossed(get(caller.data_mut()), "proxy_grpc_stream");
             kong_traps(get(caller.data_mut()), "proxy_grpc_stream")?;
             status(Status::InternalFailure)
         },
@@ -56,6 +58,7 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: GetState<T>) -> wa
         "env",
         "proxy_grpc_send",
         move |mut caller: Caller<'_, T>, _: i32, _: i32, _: i32, _: i32| -> wasmtime::Result<i32> {
+            crate::host::crossed(get(caller.data_mut()), "proxy_grpc_send");
             kong_traps(get(caller.data_mut()), "proxy_grpc_send")?;
             status(Status::NotFound)
         },
@@ -64,6 +67,7 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: GetState<T>) -> wa
         "env",
         "proxy_grpc_cancel",
         move |mut caller: Caller<'_, T>, _: i32| -> wasmtime::Result<i32> {
+            crate::host::crossed(get(caller.data_mut()), "proxy_grpc_cancel");
             kong_traps(get(caller.data_mut()), "proxy_grpc_cancel")?;
             status(Status::NotFound)
         },
@@ -72,6 +76,7 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: GetState<T>) -> wa
         "env",
         "proxy_grpc_close",
         move |mut caller: Caller<'_, T>, _: i32| -> wasmtime::Result<i32> {
+            crate::host::crossed(get(caller.data_mut()), "proxy_grpc_close");
             kong_traps(get(caller.data_mut()), "proxy_grpc_close")?;
             status(Status::NotFound)
         },
@@ -84,10 +89,11 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: GetState<T>) -> wa
               ptr_ptr: i32,
               size_ptr: i32|
               -> wasmtime::Result<i32> {
+            crate::host::crossed(get(caller.data_mut()), "proxy_get_status");
             let call = "proxy_get_status";
             kong_traps(get(caller.data_mut()), call)?;
             memory::write_u32(&mut caller, call, code_ptr, 2)?;
-            memory::return_bytes(&mut caller, call, &[], ptr_ptr, size_ptr)?;
+            memory::return_bytes(&mut caller, get, call, &[], ptr_ptr, size_ptr)?;
             ok()
         },
     )?;

@@ -552,6 +552,7 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: GetState<T>) -> wa
               ptr_ptr: i32,
               size_ptr: i32|
               -> wasmtime::Result<i32> {
+            crate::host::crossed(get(caller.data_mut()), "proxy_get_header_map_pairs");
             let state = get(caller.data_mut());
             if let Some(s) = super::injected(state, "proxy_get_header_map_pairs") {
                 return status(s);
@@ -569,6 +570,7 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: GetState<T>) -> wa
             };
             memory::return_bytes(
                 &mut caller,
+                get,
                 "proxy_get_header_map_pairs",
                 &bytes,
                 ptr_ptr,
@@ -581,6 +583,7 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: GetState<T>) -> wa
         "env",
         "proxy_set_header_map_pairs",
         move |mut caller: Caller<'_, T>, map: i32, ptr: i32, size: i32| -> wasmtime::Result<i32> {
+            crate::host::crossed(get(caller.data_mut()), "proxy_set_header_map_pairs");
             let call = "proxy_set_header_map_pairs";
             let bytes = memory::read(&mut caller, call, ptr, size)?;
             let pairs = codec::decode_map(call, &bytes)?;
@@ -605,6 +608,7 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: GetState<T>) -> wa
               ptr_ptr: i32,
               size_ptr: i32|
               -> wasmtime::Result<i32> {
+            crate::host::crossed(get(caller.data_mut()), "proxy_get_header_map_value");
             let call = "proxy_get_header_map_value";
             let key = lower(&memory::read(&mut caller, call, key_ptr, key_len)?);
             let state = get(caller.data_mut());
@@ -626,7 +630,7 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: GetState<T>) -> wa
             let kong = get(caller.data_mut()).profile().is_kong();
             match value {
                 Some(v) => {
-                    memory::return_bytes_with(&mut caller, call, &v, ptr_ptr, size_ptr, kong)?;
+                    memory::return_bytes_with(&mut caller, get, call, &v, ptr_ptr, size_ptr, kong)?;
                     ok()
                 }
                 None => status(Status::NotFound),
@@ -643,6 +647,7 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: GetState<T>) -> wa
               vp: i32,
               vl: i32|
               -> wasmtime::Result<i32> {
+            crate::host::crossed(get(caller.data_mut()), "proxy_add_header_map_value");
             let call = "proxy_add_header_map_value";
             let key = lower(&memory::read(&mut caller, call, kp, kl)?);
             let value = memory::read(&mut caller, call, vp, vl)?;
@@ -670,6 +675,7 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: GetState<T>) -> wa
               vp: i32,
               vl: i32|
               -> wasmtime::Result<i32> {
+            crate::host::crossed(get(caller.data_mut()), "proxy_replace_header_map_value");
             let call = "proxy_replace_header_map_value";
             let key = lower(&memory::read(&mut caller, call, kp, kl)?);
             let value = memory::read(&mut caller, call, vp, vl)?;
@@ -691,6 +697,7 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: GetState<T>) -> wa
         "env",
         "proxy_remove_header_map_value",
         move |mut caller: Caller<'_, T>, map: i32, kp: i32, kl: i32| -> wasmtime::Result<i32> {
+            crate::host::crossed(get(caller.data_mut()), "proxy_remove_header_map_value");
             let call = "proxy_remove_header_map_value";
             let key = lower(&memory::read(&mut caller, call, kp, kl)?);
             let state = get(caller.data_mut());

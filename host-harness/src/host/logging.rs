@@ -19,6 +19,7 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: GetState<T>) -> wa
         "env",
         "proxy_log",
         move |mut caller: Caller<'_, T>, level: i32, ptr: i32, len: i32| -> wasmtime::Result<i32> {
+            crate::host::crossed(get(caller.data_mut()), "proxy_log");
             let message = memory::read(&mut caller, "proxy_log", ptr, len)?;
             let Some(level) = LogLevel::from_raw(level) else {
                 let state = get(caller.data_mut());
@@ -42,6 +43,7 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: GetState<T>) -> wa
         "env",
         "proxy_get_log_level",
         move |mut caller: Caller<'_, T>, ptr: i32| -> wasmtime::Result<i32> {
+            crate::host::crossed(get(caller.data_mut()), "proxy_get_log_level");
             let state = get(caller.data_mut());
             kong_traps(state, "proxy_get_log_level")?;
             let level = state.config.log_level.raw();

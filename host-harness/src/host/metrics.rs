@@ -153,6 +153,7 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: GetState<T>) -> wa
               nl: i32,
               id_ptr: i32|
               -> wasmtime::Result<i32> {
+            crate::host::crossed(get(caller.data_mut()), "proxy_define_metric");
             let call = "proxy_define_metric";
             let name = memory::read(&mut caller, call, np, nl)?;
             let name = String::from_utf8_lossy(&name).into_owned();
@@ -188,6 +189,7 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: GetState<T>) -> wa
         "env",
         "proxy_increment_metric",
         move |mut caller: Caller<'_, T>, id: i32, offset: i64| -> wasmtime::Result<i32> {
+            crate::host::crossed(get(caller.data_mut()), "proxy_increment_metric");
             let call = "proxy_increment_metric";
             let state = get(caller.data_mut());
             if let Some(s) = super::injected(state, call) {
@@ -205,6 +207,7 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: GetState<T>) -> wa
         "env",
         "proxy_record_metric",
         move |mut caller: Caller<'_, T>, id: i32, value: i64| -> wasmtime::Result<i32> {
+            crate::host::crossed(get(caller.data_mut()), "proxy_record_metric");
             let call = "proxy_record_metric";
             let state = get(caller.data_mut());
             if let Some(s) = super::injected(state, call) {
@@ -225,6 +228,7 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: GetState<T>) -> wa
         "env",
         "proxy_get_metric",
         move |mut caller: Caller<'_, T>, id: i32, ptr: i32| -> wasmtime::Result<i32> {
+            crate::host::crossed(get(caller.data_mut()), "proxy_get_metric");
             let call = "proxy_get_metric";
             let state = get(caller.data_mut());
             let profile = state.profile();

@@ -62,6 +62,7 @@ pub(crate) fn add_kong_overrides<T: 'static>(
         "env",
         "proxy_get_log_level",
         move |mut caller: wasmtime::Caller<'_, T>, _: i32, _: i32| -> wasmtime::Result<i32> {
+            crate::host::crossed(get(caller.data_mut()), "proxy_get_log_level");
             kong_traps(get(caller.data_mut()), "proxy_get_log_level")?;
             ok()
         },
@@ -121,4 +122,10 @@ pub(crate) fn engine_trap(call: &'static str, kind: TrapKind, message: &str) -> 
         call,
         message: format!("{prefix}{message}"),
     }
+}
+
+/// Counts one host call (the guest calling import `call`): the first thing every import does,
+/// refused or trapping calls included ([`crate::Crossings::host_calls`]).
+pub(crate) fn crossed(state: &mut HostState, call: &str) {
+    state.crossed(crate::crossings::Kind::HostCall(call));
 }

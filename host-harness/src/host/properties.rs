@@ -317,6 +317,7 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: GetState<T>) -> wa
               ptr_ptr: i32,
               size_ptr: i32|
               -> wasmtime::Result<i32> {
+            crate::host::crossed(get(caller.data_mut()), "proxy_get_property");
             let call = "proxy_get_property";
             let path = memory::read(&mut caller, call, pp, pl)?;
             let state = get(caller.data_mut());
@@ -336,7 +337,7 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: GetState<T>) -> wa
             let kong = get(caller.data_mut()).profile().is_kong();
             match value {
                 Some(v) => {
-                    memory::return_bytes_with(&mut caller, call, &v, ptr_ptr, size_ptr, kong)?;
+                    memory::return_bytes_with(&mut caller, get, call, &v, ptr_ptr, size_ptr, kong)?;
                     ok()
                 }
                 None => status(Status::NotFound),
@@ -352,6 +353,7 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: GetState<T>) -> wa
               vp: i32,
               vl: i32|
               -> wasmtime::Result<i32> {
+            crate::host::crossed(get(caller.data_mut()), "proxy_set_property");
             let call = "proxy_set_property";
             let path = memory::read(&mut caller, call, pp, pl)?;
             let value = memory::read(&mut caller, call, vp, vl)?;

@@ -90,6 +90,7 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: GetState<T>) -> wa
         "env",
         "proxy_register_shared_queue",
         move |mut caller: Caller<'_, T>, np: i32, nl: i32, id_ptr: i32| -> wasmtime::Result<i32> {
+            crate::host::crossed(get(caller.data_mut()), "proxy_register_shared_queue");
             let call = "proxy_register_shared_queue";
             let name = text(&memory::read(&mut caller, call, np, nl)?);
             let state = get(caller.data_mut());
@@ -113,6 +114,7 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: GetState<T>) -> wa
               nl: i32,
               id_ptr: i32|
               -> wasmtime::Result<i32> {
+            crate::host::crossed(get(caller.data_mut()), "proxy_resolve_shared_queue");
             let call = "proxy_resolve_shared_queue";
             kong_traps(get(caller.data_mut()), call)?;
             let vm_id = text(&memory::read(&mut caller, call, vp, vl)?);
@@ -134,6 +136,7 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: GetState<T>) -> wa
         "env",
         "proxy_enqueue_shared_queue",
         move |mut caller: Caller<'_, T>, id: i32, vp: i32, vl: i32| -> wasmtime::Result<i32> {
+            crate::host::crossed(get(caller.data_mut()), "proxy_enqueue_shared_queue");
             let value = memory::read(&mut caller, "proxy_enqueue_shared_queue", vp, vl)?;
             let state = get(caller.data_mut());
             if let Some(s) = super::injected(state, "proxy_enqueue_shared_queue") {
@@ -152,6 +155,7 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: GetState<T>) -> wa
               ptr_ptr: i32,
               size_ptr: i32|
               -> wasmtime::Result<i32> {
+            crate::host::crossed(get(caller.data_mut()), "proxy_dequeue_shared_queue");
             if let Some(s) = super::injected(get(caller.data_mut()), "proxy_dequeue_shared_queue") {
                 return status(s);
             }
@@ -160,6 +164,7 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: GetState<T>) -> wa
                 Ok(v) => {
                     memory::return_bytes(
                         &mut caller,
+                        get,
                         "proxy_dequeue_shared_queue",
                         &v,
                         ptr_ptr,

@@ -146,6 +146,7 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: GetState<T>) -> wa
               size_ptr: i32,
               cas_ptr: i32|
               -> wasmtime::Result<i32> {
+            crate::host::crossed(get(caller.data_mut()), "proxy_get_shared_data");
             let call = "proxy_get_shared_data";
             let key = memory::read(&mut caller, call, kp, kl)?;
             let state = get(caller.data_mut());
@@ -158,7 +159,15 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: GetState<T>) -> wa
             match found {
                 Ok((value, cas)) => {
                     let kong = profile.is_kong();
-                    memory::return_bytes_with(&mut caller, call, &value, ptr_ptr, size_ptr, kong)?;
+                    memory::return_bytes_with(
+                        &mut caller,
+                        get,
+                        call,
+                        &value,
+                        ptr_ptr,
+                        size_ptr,
+                        kong,
+                    )?;
                     memory::write_u32(&mut caller, call, cas_ptr, cas)?;
                     ok()
                 }
@@ -176,6 +185,7 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: GetState<T>) -> wa
               vl: i32,
               cas: i32|
               -> wasmtime::Result<i32> {
+            crate::host::crossed(get(caller.data_mut()), "proxy_set_shared_data");
             let call = "proxy_set_shared_data";
             let key = memory::read(&mut caller, call, kp, kl)?;
             let value = memory::read(&mut caller, call, vp, vl)?;

@@ -196,6 +196,7 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: GetState<T>) -> wa
         "env",
         "proxy_continue_stream",
         move |mut caller: Caller<'_, T>, kind: i32| -> wasmtime::Result<i32> {
+            crate::host::crossed(get(caller.data_mut()), "proxy_continue_stream");
             if let Some(s) = super::injected(get(caller.data_mut()), "proxy_continue_stream") {
                 return status(s);
             }
@@ -206,6 +207,7 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: GetState<T>) -> wa
         "env",
         "proxy_continue_request",
         move |mut caller: Caller<'_, T>| -> wasmtime::Result<i32> {
+            crate::host::crossed(get(caller.data_mut()), "proxy_continue_request");
             resume(get(caller.data_mut()), 0, "proxy_continue_request")
         },
     )?;
@@ -213,6 +215,7 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: GetState<T>) -> wa
         "env",
         "proxy_continue_response",
         move |mut caller: Caller<'_, T>| -> wasmtime::Result<i32> {
+            crate::host::crossed(get(caller.data_mut()), "proxy_continue_response");
             kong_traps(get(caller.data_mut()), "proxy_continue_response")?;
             resume(get(caller.data_mut()), 1, "proxy_continue_response")
         },
@@ -221,6 +224,7 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: GetState<T>) -> wa
         "env",
         "proxy_clear_route_cache",
         move |mut caller: Caller<'_, T>| -> wasmtime::Result<i32> {
+            crate::host::crossed(get(caller.data_mut()), "proxy_clear_route_cache");
             kong_traps(get(caller.data_mut()), "proxy_clear_route_cache")?;
             if let Some(stream) = get(caller.data_mut()).stream() {
                 stream.events.push(StreamEvent::RouteCacheCleared);
@@ -232,6 +236,7 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: GetState<T>) -> wa
         "env",
         "proxy_close_stream",
         move |mut caller: Caller<'_, T>, kind: i32| -> wasmtime::Result<i32> {
+            crate::host::crossed(get(caller.data_mut()), "proxy_close_stream");
             let state = get(caller.data_mut());
             kong_traps(state, "proxy_close_stream")?;
             let (Some(kind), Some(stream)) = (StreamType::from_raw(kind), state.stream()) else {
@@ -254,6 +259,7 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: GetState<T>) -> wa
               hl: i32,
               grpc: i32|
               -> wasmtime::Result<i32> {
+            crate::host::crossed(get(caller.data_mut()), "proxy_send_local_response");
             let call = "proxy_send_local_response";
             let details = memory::read(&mut caller, call, dp, dl)?;
             let body = memory::read(&mut caller, call, bp, bl)?;
@@ -285,6 +291,7 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: GetState<T>) -> wa
         "env",
         "proxy_done",
         move |mut caller: Caller<'_, T>| -> wasmtime::Result<i32> {
+            crate::host::crossed(get(caller.data_mut()), "proxy_done");
             let state = get(caller.data_mut());
             kong_traps(state, "proxy_done")?;
             state.root_done = true;
@@ -295,6 +302,7 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: GetState<T>) -> wa
         "env",
         "proxy_set_effective_context",
         move |mut caller: Caller<'_, T>, id: i32| -> wasmtime::Result<i32> {
+            crate::host::crossed(get(caller.data_mut()), "proxy_set_effective_context");
             let state = get(caller.data_mut());
             if let Some(s) = super::injected(state, "proxy_set_effective_context") {
                 return status(s);

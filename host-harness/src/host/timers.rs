@@ -16,6 +16,7 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: GetState<T>) -> wa
         "env",
         "proxy_get_current_time_nanoseconds",
         move |mut caller: Caller<'_, T>, ptr: i32| -> wasmtime::Result<i32> {
+            crate::host::crossed(get(caller.data_mut()), "proxy_get_current_time_nanoseconds");
             if let Some(s) =
                 super::injected(get(caller.data_mut()), "proxy_get_current_time_nanoseconds")
             {
@@ -30,6 +31,7 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: GetState<T>) -> wa
         "env",
         "proxy_set_tick_period_milliseconds",
         move |mut caller: Caller<'_, T>, period: i32| -> wasmtime::Result<i32> {
+            crate::host::crossed(get(caller.data_mut()), "proxy_set_tick_period_milliseconds");
             let state = get(caller.data_mut());
             if let Some(s) = super::injected(state, "proxy_set_tick_period_milliseconds") {
                 return status(s);

@@ -69,6 +69,7 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: GetState<T>) -> wa
               n: i32,
               written_ptr: i32|
               -> wasmtime::Result<i32> {
+            crate::host::crossed(get(caller.data_mut()), "fd_write");
             let call = "fd_write";
             if fd != 1 && fd != 2 {
                 return Ok(EBADF);
@@ -89,24 +90,37 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: GetState<T>) -> wa
     linker.func_wrap(
         W,
         "fd_read",
-        |_: Caller<'_, T>, _: i32, _: i32, _: i32, _: i32| -> wasmtime::Result<i32> { Ok(ENOSYS) },
+        move |mut caller: Caller<'_, T>, _: i32, _: i32, _: i32, _: i32| -> wasmtime::Result<i32> {
+            crate::host::crossed(get(caller.data_mut()), "fd_read");
+            Ok(ENOSYS)
+        },
     )?;
     linker.func_wrap(
         W,
         "fd_close",
-        |_: Caller<'_, T>, _: i32| -> wasmtime::Result<i32> { Ok(EBADF) },
+        move |mut caller: Caller<'_, T>, _: i32| -> wasmtime::Result<i32> {
+            crate::host::crossed(get(caller.data_mut()), "fd_close");
+            Ok(EBADF)
+        },
     )?;
     linker.func_wrap(
         W,
         "fd_seek",
-        |_: Caller<'_, T>, fd: i32, _: i64, _: i32, _: i32| -> wasmtime::Result<i32> {
+        move |mut caller: Caller<'_, T>,
+              fd: i32,
+              _: i64,
+              _: i32,
+              _: i32|
+              -> wasmtime::Result<i32> {
+            crate::host::crossed(get(caller.data_mut()), "fd_seek");
             Ok(if (0..=2).contains(&fd) { ESPIPE } else { EBADF })
         },
     )?;
     linker.func_wrap(
         W,
         "fd_fdstat_get",
-        |mut caller: Caller<'_, T>, fd: i32, ptr: i32| -> wasmtime::Result<i32> {
+        move |mut caller: Caller<'_, T>, fd: i32, ptr: i32| -> wasmtime::Result<i32> {
+            crate::host::crossed(get(caller.data_mut()), "fd_fdstat_get");
             if !(0..=2).contains(&fd) {
                 return Ok(EBADF);
             }
@@ -119,22 +133,32 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: GetState<T>) -> wa
     linker.func_wrap(
         W,
         "fd_fdstat_set_flags",
-        |_: Caller<'_, T>, _: i32, _: i32| -> wasmtime::Result<i32> { Ok(EBADF) },
+        move |mut caller: Caller<'_, T>, _: i32, _: i32| -> wasmtime::Result<i32> {
+            crate::host::crossed(get(caller.data_mut()), "fd_fdstat_set_flags");
+            Ok(EBADF)
+        },
     )?;
     linker.func_wrap(
         W,
         "fd_prestat_get",
-        |_: Caller<'_, T>, _: i32, _: i32| -> wasmtime::Result<i32> { Ok(EBADF) },
+        move |mut caller: Caller<'_, T>, _: i32, _: i32| -> wasmtime::Result<i32> {
+            crate::host::crossed(get(caller.data_mut()), "fd_prestat_get");
+            Ok(EBADF)
+        },
     )?;
     linker.func_wrap(
         W,
         "fd_prestat_dir_name",
-        |_: Caller<'_, T>, _: i32, _: i32, _: i32| -> wasmtime::Result<i32> { Ok(EBADF) },
+        move |mut caller: Caller<'_, T>, _: i32, _: i32, _: i32| -> wasmtime::Result<i32> {
+            crate::host::crossed(get(caller.data_mut()), "fd_prestat_dir_name");
+            Ok(EBADF)
+        },
     )?;
     linker.func_wrap(
         W,
         "environ_sizes_get",
         move |mut caller: Caller<'_, T>, count_ptr: i32, size_ptr: i32| -> wasmtime::Result<i32> {
+            crate::host::crossed(get(caller.data_mut()), "environ_sizes_get");
             let env = environ(get(caller.data_mut()));
             let size: usize = env.iter().map(Vec::len).sum();
             memory::write_u32(
@@ -151,6 +175,7 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: GetState<T>) -> wa
         W,
         "environ_get",
         move |mut caller: Caller<'_, T>, ptrs: i32, buf: i32| -> wasmtime::Result<i32> {
+            crate::host::crossed(get(caller.data_mut()), "environ_get");
             let env = environ(get(caller.data_mut()));
             let mut at = buf as u32;
             for (i, entry) in env.iter().enumerate() {
@@ -164,7 +189,8 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: GetState<T>) -> wa
     linker.func_wrap(
         W,
         "args_sizes_get",
-        |mut caller: Caller<'_, T>, count_ptr: i32, size_ptr: i32| -> wasmtime::Result<i32> {
+        move |mut caller: Caller<'_, T>, count_ptr: i32, size_ptr: i32| -> wasmtime::Result<i32> {
+            crate::host::crossed(get(caller.data_mut()), "args_sizes_get");
             memory::write_u32(&mut caller, "args_sizes_get", count_ptr, 0)?;
             memory::write_u32(&mut caller, "args_sizes_get", size_ptr, 0)?;
             Ok(SUCCESS)
@@ -173,7 +199,10 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: GetState<T>) -> wa
     linker.func_wrap(
         W,
         "args_get",
-        |_: Caller<'_, T>, _: i32, _: i32| -> wasmtime::Result<i32> { Ok(SUCCESS) },
+        move |mut caller: Caller<'_, T>, _: i32, _: i32| -> wasmtime::Result<i32> {
+            crate::host::crossed(get(caller.data_mut()), "args_get");
+            Ok(SUCCESS)
+        },
     )?;
     linker.func_wrap(
         W,
@@ -183,6 +212,7 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: GetState<T>) -> wa
               _precision: i64,
               ptr: i32|
               -> wasmtime::Result<i32> {
+            crate::host::crossed(get(caller.data_mut()), "clock_time_get");
             let now = get(caller.data_mut()).world().clock_ns;
             memory::write_u64(&mut caller, "clock_time_get", ptr, now)?;
             Ok(SUCCESS)
@@ -191,7 +221,8 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: GetState<T>) -> wa
     linker.func_wrap(
         W,
         "clock_res_get",
-        |mut caller: Caller<'_, T>, _id: i32, ptr: i32| -> wasmtime::Result<i32> {
+        move |mut caller: Caller<'_, T>, _id: i32, ptr: i32| -> wasmtime::Result<i32> {
+            crate::host::crossed(get(caller.data_mut()), "clock_res_get");
             memory::write_u64(&mut caller, "clock_res_get", ptr, 1)?;
             Ok(SUCCESS)
         },
@@ -200,6 +231,7 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: GetState<T>) -> wa
         W,
         "random_get",
         move |mut caller: Caller<'_, T>, ptr: i32, len: i32| -> wasmtime::Result<i32> {
+            crate::host::crossed(get(caller.data_mut()), "random_get");
             let len = len as u32 as usize;
             let mut bytes = Vec::with_capacity(len);
             while bytes.len() < len {
@@ -213,17 +245,24 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: GetState<T>) -> wa
     linker.func_wrap(
         W,
         "sched_yield",
-        |_: Caller<'_, T>| -> wasmtime::Result<i32> { Ok(SUCCESS) },
+        move |mut caller: Caller<'_, T>| -> wasmtime::Result<i32> {
+            crate::host::crossed(get(caller.data_mut()), "sched_yield");
+            Ok(SUCCESS)
+        },
     )?;
     linker.func_wrap(
         W,
         "poll_oneoff",
-        |_: Caller<'_, T>, _: i32, _: i32, _: i32, _: i32| -> wasmtime::Result<i32> { Ok(ENOSYS) },
+        move |mut caller: Caller<'_, T>, _: i32, _: i32, _: i32, _: i32| -> wasmtime::Result<i32> {
+            crate::host::crossed(get(caller.data_mut()), "poll_oneoff");
+            Ok(ENOSYS)
+        },
     )?;
     linker.func_wrap(
         W,
         "proc_exit",
-        |_: Caller<'_, T>, code: i32| -> wasmtime::Result<()> {
+        move |mut caller: Caller<'_, T>, code: i32| -> wasmtime::Result<()> {
+            crate::host::crossed(get(caller.data_mut()), "proc_exit");
             Err(HostTrap::ProcExit(code).into())
         },
     )?;
