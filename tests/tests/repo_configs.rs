@@ -1031,7 +1031,10 @@ fn license_changelog_and_compatibility_matrix_are_there() {
     assert!(read("CHANGELOG.md").contains("## [Unreleased]"));
     let matrix = read("docs/compatibility.md");
     for kong in ["3.4", "3.5", "3.6", "3.7", "3.8", "3.9"] {
-        assert!(matrix.contains(kong), "compatibility matrix without Kong {kong}");
+        assert!(
+            matrix.contains(kong),
+            "compatibility matrix without Kong {kong}"
+        );
     }
     let readme = read("README.md");
     assert!(readme.contains("docs/compatibility.md") && readme.contains("docs/coming-from.md"));
