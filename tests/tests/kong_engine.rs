@@ -239,8 +239,9 @@ fn jwt_rbac_a_failed_first_fetch_is_a_503_for_the_request_that_waited() {
         let c = h.callouts().remove(0);
         h.respond_callout(c.id, CalloutResponse::status(500))
             .unwrap();
-        assert_eq!(reason(&s), (503, reason(&s).1.clone()));
-        assert_eq!(reason(&s).1["reason"], "jwks_unavailable", "{profile:?}");
+        let (status, body) = reason(&s);
+        assert_eq!(status, 503, "{profile:?}");
+        assert_eq!(body["reason"], "jwks_unavailable", "{profile:?}");
         // During the backoff the next request is answered at once, without a fetch.
         let mut s = h.stream().unwrap();
         s.send_request_headers(&get("/x", &[("authorization", &auth)]), true)

@@ -219,7 +219,7 @@ impl Runtime {
                 // This runs in `on_log`: where that phase may not dispatch (Kong), the next
                 // stream's request phase sends the batch (`on_stream_request`).
                 if self.host.dispatches_from_log() {
-                    self.pump(host);
+                    self.pump(host, now);
                 }
             }
             _ => {}
@@ -254,8 +254,9 @@ impl Runtime {
     /// Exporter: moves queued records into the buffer, then sends a batch if one is due.
     pub fn on_queue_ready<H: Host + ?Sized>(&self, host: &H) {
         self.owns_queue.set(true);
-        self.drain_queue(host);
-        self.pump(host);
+        let now = host.now_unix_nanos().unwrap_or(0);
+        self.drain_queue(host, now);
+        self.pump(host, now);
     }
 
     /// A stream's request phase: where only streams may call out (Kong), a due batch is sent
@@ -274,20 +275,21 @@ impl Runtime {
             self.report(host, outcome, "no answer (the stream that sent it ended)");
         }
         let before = self.exporter.borrow().busy();
-        self.pump(host);
+        self.pump(host, now);
         !before && self.exporter.borrow().busy()
     }
 
     /// Exporter and local roles: periodic flush (delay, retries). The exporter drains the queue
     /// here too (a missed notification), once it knows it owns the queue.
     pub fn on_tick<H: Host + ?Sized>(&self, host: &H) {
+        let now = host.now_unix_nanos().unwrap_or(0);
         if self.owns_queue.get() {
-            self.drain_queue(host);
+            self.drain_queue(host, now);
         }
-        self.pump(host);
+        self.pump(host, now);
     }
 
-    fn drain_queue<H: Host + ?Sized>(&self, host: &H) {
+    fn drain_queue<H: Host + ?Sized>(&self, host: &H, now: u64) {
         let Some(queue) = self
             .queue
             .get()
@@ -295,7 +297,6 @@ impl Runtime {
         else {
             return;
         };
-        let now = host.now_unix_nanos().unwrap_or(0);
         for _ in 0..MAX_DEQUEUE_PER_CALL {
             match host.dequeue(queue) {
                 Ok(Some(item)) => {
@@ -310,8 +311,8 @@ impl Runtime {
         }
     }
 
-    fn pump<H: Host + ?Sized>(&self, host: &H) {
-        let now = host.now_unix_nanos().unwrap_or(0);
+    /// Sends a batch if one is due at `now` (the caller's clock read: one per callback).
+    fn pump<H: Host + ?Sized>(&self, host: &H, now: u64) {
         let export = &self.settings.export;
         let batch = self.exporter.borrow_mut().due_batch(now);
         if let Some(batch) = batch {
@@ -369,7 +370,7 @@ impl Runtime {
             format!("status {status}")
         };
         self.report(host, outcome, &why);
-        self.pump(host);
+        self.pump(host, now);
     }
 
     /// Records held by this VM's exporter.
