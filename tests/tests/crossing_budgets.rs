@@ -10,12 +10,12 @@ use host_harness::{Crossings, Harness, LogLevel, Profile};
 use jwt_rbac_support::mint::*;
 use serde_json::json;
 
-const HEADER_INJECTION: u64 = 21;
+const HEADER_INJECTION: u64 = 16;
 const JWT_RBAC: u64 = 16;
 const RATELIMIT_SHARED_DATA: u64 = 15;
 const AUDIT_LOG: u64 = 24;
 const CIRCUIT_BREAKER: u64 = 16;
-const CHAIN: u64 = 92;
+const CHAIN: u64 = 87;
 
 const SECRET: &[u8] = b"demo-only-secret-0123456789abcdef";
 
@@ -167,3 +167,4 @@ fn the_five_as_a_chain_stay_within_budget() {
         chain.total()
     );
 }
+

@@ -28,16 +28,21 @@ use gateway_core::ports::{
     Clock, HeaderMapKind, HeaderPort, HostError, HttpCallPort, LogLevel, LogPort, MetricId,
     MetricsPort, PropertyPort, RandomSource,
 };
-use gateway_core::proxy_wasm_host::{host_error, ProxyWasmHost};
+use gateway_core::proxy_wasm_host::ProxyWasmHost;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType};
 use runtime::{BodyKind, BodyPort, QueuePort, Runtime, Stream};
 use std::rc::Rc;
 
+/// The plugin's root context: what the module's entry point installs, and what the gateway
+/// suite runs as one of its jobs.
+pub fn root(_context_id: u32) -> Box<dyn RootContext> {
+    Box::new(AuditLogRoot::default())
+}
+
+#[cfg(all(feature = "module", target_arch = "wasm32"))]
 proxy_wasm::main! {{
-    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> {
-        Box::new(AuditLogRoot::default())
-    });
+    proxy_wasm::set_root_context(root);
 }}
 
 /// gateway-core's adapter plus shared queues and callouts.
@@ -139,22 +144,17 @@ impl HttpCallPort for AuditHost {
         body: &[u8],
         timeout_millis: u64,
     ) -> Result<u32, HostError> {
-        // Through the SDK: its dispatcher must record the token to route the answer back (it
-        // panics on statuses other than Ok, BadArgument and InternalFailure; hosts answer a
-        // refused call with those two).
         let mut text = Vec::with_capacity(headers.len());
         for (name, value) in headers {
             let value = std::str::from_utf8(value).map_err(|_| HostError::BadArgument)?;
             text.push((*name, value));
         }
-        proxy_wasm::hostcalls::dispatch_http_call(
+        BASE.dispatch_http_call(
             upstream,
             text,
             Some(body),
-            Vec::new(),
             std::time::Duration::from_millis(timeout_millis),
         )
-        .map_err(host_error)
     }
 }
 
@@ -172,6 +172,7 @@ impl Context for AuditLogRoot {
         _body_size: usize,
         _num_trailers: usize,
     ) {
+        let _phase = ProxyWasmHost::phase();
         if let Some(rt) = &self.runtime {
             rt.on_http_call_response(&AuditHost, token_id, callout_status(num_headers));
         }
@@ -196,6 +197,7 @@ fn callout_status(num_headers: usize) -> u32 {
 
 impl RootContext for AuditLogRoot {
     fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
+        let _phase = ProxyWasmHost::phase();
         let host = AuditHost;
         let Some(settings) = BASE.compiled_configuration("audit-log", Settings::from_json) else {
             return false;
@@ -221,7 +223,7 @@ impl RootContext for AuditLogRoot {
         // Where the root may not dispatch (Kong), streams send the batches: no timer.
         if exports && runtime.host().dispatches_from_root() {
             let millis = u32::try_from(tick).unwrap_or(u32::MAX);
-            if let Err(err) = abi::set_tick_period_millis(millis) {
+            if let Err(err) = ProxyWasmHost.set_tick_period(millis) {
                 host.log(
                     LogLevel::Error,
                     &format!("audit-log: cannot start the export timer: {err}"),
@@ -234,12 +236,14 @@ impl RootContext for AuditLogRoot {
     }
 
     fn on_tick(&mut self) {
+        let _phase = ProxyWasmHost::phase();
         if let Some(rt) = &self.runtime {
             rt.on_tick(&AuditHost);
         }
     }
 
     fn on_queue_ready(&mut self, _queue_id: u32) {
+        let _phase = ProxyWasmHost::phase();
         if let Some(rt) = &self.runtime {
             rt.on_queue_ready(&AuditHost);
         }
@@ -272,16 +276,18 @@ impl Context for AuditLogFilter {
         _body_size: usize,
         _num_trailers: usize,
     ) {
+        let _phase = ProxyWasmHost::phase();
         self.stream
             .on_http_call_response(&AuditHost, token_id, callout_status(num_headers));
         if std::mem::take(&mut self.waiting) {
-            let _ = abi::resume_request();
+            let _ = ProxyWasmHost.resume_request();
         }
     }
 }
 
 impl HttpContext for AuditLogFilter {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        let _phase = ProxyWasmHost::phase();
         if self.stream.on_request_headers(&AuditHost) {
             self.waiting = true;
             return Action::Pause;
@@ -290,23 +296,27 @@ impl HttpContext for AuditLogFilter {
     }
 
     fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        let _phase = ProxyWasmHost::phase();
         self.stream.on_response_headers(&AuditHost);
         Action::Continue
     }
 
     fn on_http_request_body(&mut self, body_size: usize, _end_of_stream: bool) -> Action {
+        let _phase = ProxyWasmHost::phase();
         self.stream
             .on_body(&AuditHost, BodyKind::Request, body_size);
         Action::Continue
     }
 
     fn on_http_response_body(&mut self, body_size: usize, _end_of_stream: bool) -> Action {
+        let _phase = ProxyWasmHost::phase();
         self.stream
             .on_body(&AuditHost, BodyKind::Response, body_size);
         Action::Continue
     }
 
     fn on_log(&mut self) {
+        let _phase = ProxyWasmHost::phase();
         self.stream.on_log(&AuditHost);
     }
 }

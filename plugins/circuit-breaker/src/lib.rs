@@ -24,10 +24,15 @@ use proxy_wasm::types::{Action, ContextType};
 use std::rc::Rc;
 use stream::{Flow, Runtime, Stream};
 
+/// The plugin's root context: what the module's entry point installs, and what the gateway
+/// suite runs as one of its jobs.
+pub fn root(_context_id: u32) -> Box<dyn RootContext> {
+    Box::new(CircuitBreakerRoot::default())
+}
+
+#[cfg(all(feature = "module", target_arch = "wasm32"))]
 proxy_wasm::main! {{
-    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> {
-        Box::new(CircuitBreakerRoot::default())
-    });
+    proxy_wasm::set_root_context(root);
 }}
 
 /// Parses the configuration once per VM and creates a filter per stream.
@@ -40,6 +45,7 @@ impl Context for CircuitBreakerRoot {}
 
 impl RootContext for CircuitBreakerRoot {
     fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
+        let _phase = ProxyWasmHost::phase();
         let host = ProxyWasmHost;
         let Some(settings) = host.compiled_configuration("circuit-breaker", Settings::from_json)
         else {
@@ -76,6 +82,7 @@ fn action(flow: Flow) -> Action {
 
 impl Context for CircuitBreakerFilter {
     fn on_done(&mut self) -> bool {
+        let _phase = ProxyWasmHost::phase();
         self.stream.on_log(&ProxyWasmHost);
         true
     }
@@ -83,14 +90,17 @@ impl Context for CircuitBreakerFilter {
 
 impl HttpContext for CircuitBreakerFilter {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        let _phase = ProxyWasmHost::phase();
         action(self.stream.on_request_headers(&ProxyWasmHost))
     }
 
     fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        let _phase = ProxyWasmHost::phase();
         action(self.stream.on_response_headers(&ProxyWasmHost))
     }
 
     fn on_log(&mut self) {
+        let _phase = ProxyWasmHost::phase();
         self.stream.on_log(&ProxyWasmHost);
     }
 }

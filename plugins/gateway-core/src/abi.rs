@@ -72,6 +72,11 @@ mod raw {
             return_map_data: *mut *mut u8,
             return_map_size: *mut usize,
         ) -> u32;
+        pub fn proxy_set_header_map_pairs(
+            map_type: u32,
+            map_data: *const u8,
+            map_size: usize,
+        ) -> u32;
         pub fn proxy_get_header_map_value(
             map_type: u32,
             key_data: *const u8,
@@ -244,6 +249,17 @@ pub fn header_pairs(map: MapType) -> Result<HeaderList, HostError> {
         None => Ok(Vec::new()),
         Some(bytes) => decode_pairs(&bytes).ok_or(HostError::SerializationFailure),
     }
+}
+
+/// `proxy_set_header_map_pairs`: the whole map at once.
+pub fn set_header_pairs(map: MapType, pairs: &HeaderList) -> Result<(), HostError> {
+    let pairs: Vec<(&str, &[u8])> = pairs
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_slice()))
+        .collect();
+    let bytes = encode_pairs(&pairs);
+    // SAFETY: pointer and length of a live buffer.
+    check(unsafe { raw::proxy_set_header_map_pairs(map as u32, bytes.as_ptr(), bytes.len()) })
 }
 
 /// `proxy_get_header_map_value` (`Ok(None)` when absent).

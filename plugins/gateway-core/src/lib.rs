@@ -9,6 +9,9 @@
 //! - [`antispoof`]: removal of client-supplied copies of trusted headers.
 //! - [`ports`]: small traits for everything a plugin asks of its host.
 //! - [`proxy_wasm_host`]: the one adapter implementing those traits with proxy-wasm hostcalls.
+//! - [`exchange`]: what the adapter keeps for one callback (each map, the clock, properties read
+//!   once; header writes sent once).
+//! - [`embed`]: the few decisions the gateway suite takes for the plugins it runs as jobs.
 //! - [`shared_record`]: read-modify-write of a keyed record in shared data, bounded cas retries.
 //!
 //! Decision code depends on [`ports`] only, never on `proxy_wasm`, so it runs natively in unit
@@ -16,7 +19,9 @@
 
 pub mod abi;
 pub mod antispoof;
+pub mod embed;
 pub mod error;
+pub mod exchange;
 #[cfg(feature = "fake-host")]
 pub mod fake;
 pub mod headers;

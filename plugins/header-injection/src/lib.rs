@@ -28,10 +28,15 @@ use proxy_wasm::types::{Action, ContextType};
 use std::rc::Rc;
 use stream::{Flow, Stream};
 
+/// The plugin's root context: what the module's entry point installs, and what the gateway
+/// suite runs as one of its jobs.
+pub fn root(_context_id: u32) -> Box<dyn RootContext> {
+    Box::new(HeaderInjectionRoot::default())
+}
+
+#[cfg(all(feature = "module", target_arch = "wasm32"))]
 proxy_wasm::main! {{
-    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> {
-        Box::new(HeaderInjectionRoot::default())
-    });
+    proxy_wasm::set_root_context(root);
 }}
 
 /// Parses the configuration once per VM and creates a filter per stream.
@@ -46,6 +51,7 @@ impl Context for HeaderInjectionRoot {}
 
 impl RootContext for HeaderInjectionRoot {
     fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
+        let _phase = ProxyWasmHost::phase();
         let host = ProxyWasmHost;
         let Some(settings) = host.compiled_configuration("header-injection", Settings::from_json)
         else {
@@ -84,10 +90,12 @@ impl Context for HeaderInjectionFilter {}
 
 impl HttpContext for HeaderInjectionFilter {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        let _phase = ProxyWasmHost::phase();
         action(self.stream.on_request_headers(&ProxyWasmHost))
     }
 
     fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        let _phase = ProxyWasmHost::phase();
         action(self.stream.on_response_headers(&ProxyWasmHost))
     }
 }

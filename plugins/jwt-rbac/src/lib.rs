@@ -38,7 +38,7 @@ use gateway_core::abi;
 use gateway_core::host_kind::HostKind;
 use gateway_core::metrics::Instance;
 use gateway_core::ports::{Clock, HostError, LogLevel, LogPort};
-use gateway_core::proxy_wasm_host::{host_error, ProxyWasmHost};
+use gateway_core::proxy_wasm_host::ProxyWasmHost;
 use metrics::Metrics;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType};
@@ -54,15 +54,20 @@ use stream::{Flow, Shared, Stream};
 /// at once; more get `503 jwks_unavailable` at once.
 pub const MAX_STREAM_FETCHES: usize = 8;
 
+/// The plugin's root context: what the module's entry point installs, and what the gateway
+/// suite runs as one of its jobs.
+pub fn root(context_id: u32) -> Box<dyn RootContext> {
+    Box::new(JwtRbacRoot {
+        context_id,
+        shared: None,
+        configuring: false,
+        host: HostKind::default(),
+    })
+}
+
+#[cfg(all(feature = "module", target_arch = "wasm32"))]
 proxy_wasm::main! {{
-    proxy_wasm::set_root_context(|context_id| -> Box<dyn RootContext> {
-        Box::new(JwtRbacRoot {
-            context_id,
-            shared: None,
-            configuring: false,
-            host: HostKind::default(),
-        })
-    });
+    proxy_wasm::set_root_context(root);
 }}
 
 /// Parses the configuration once per VM, fetches remote JWKS, creates a filter per stream.
@@ -170,7 +175,7 @@ impl JwtRbacRoot {
         if !remote::take_lease(&ProxyWasmHost, doc, provider, now, until) {
             return None;
         }
-        Some(send_fetch(self, remote, false))
+        Some(send_fetch(remote, false))
     }
 
     /// Runs paused requests again: all of them when keys arrived, else those whose wait is over
@@ -205,21 +210,22 @@ impl JwtRbacRoot {
         }
         for (id, timed_out) in due {
             // A stream gone meanwhile (client closed) is no longer a context: skip it.
-            if abi::set_effective_context(id).is_err() {
+            if ProxyWasmHost.set_effective_context(id).is_err() {
                 continue;
             }
             let mut stream = Stream::after_wait(shared.clone(), id, timed_out);
             if stream.on_request_headers(&ProxyWasmHost) == Flow::Continue {
-                let _ = abi::resume_request();
+                let _ = ProxyWasmHost.resume_request();
             }
         }
         // Later root calls (http_call, logs) must act as the root again.
-        let _ = abi::set_effective_context(self.context_id);
+        let _ = ProxyWasmHost.set_effective_context(self.context_id);
     }
 }
 
 impl Context for JwtRbacRoot {
     fn on_http_call_response(&mut self, token: u32, headers: usize, body_size: usize, _: usize) {
+        let _phase = ProxyWasmHost::phase();
         let mut arrived = false;
         if let Some(shared) = &self.shared {
             if let Some(settings) = &shared.settings {
@@ -352,18 +358,12 @@ fn log_refused_fetch(
     );
 }
 
-/// Sends the fetch of one remote document through the SDK: its dispatcher must record the
-/// token to route the answer back to the context that called (it panics on statuses other than
-/// Ok, BadArgument and InternalFailure; hosts answer a refused call with those two).
+/// Sends the fetch of one remote document (the answer comes back to the calling context).
 ///
 /// `kong`: Kong's engine speaks TLS to a dispatch target only when the call says `:scheme:
 /// https` (ngx_wasm_module's `ngx_http_proxy_wasm_dispatch.c`); a `host:443` target gets it. On
 /// Envoy the cluster decides.
-fn send_fetch<C: Context + ?Sized>(
-    context: &C,
-    remote: &RemoteJwks,
-    kong: bool,
-) -> Result<u32, HostError> {
+fn send_fetch(remote: &RemoteJwks, kong: bool) -> Result<u32, HostError> {
     let mut headers = vec![
         (":method", "GET"),
         (":path", remote.path.as_str()),
@@ -374,9 +374,7 @@ fn send_fetch<C: Context + ?Sized>(
         headers.push((":scheme", "https"));
     }
     let timeout = Duration::from_millis(remote.timeout_ms);
-    context
-        .dispatch_http_call(&remote.upstream, headers, None, vec![], timeout)
-        .map_err(host_error)
+    ProxyWasmHost.dispatch_http_call(&remote.upstream, headers, None, timeout)
 }
 
 /// Handles a fetch answer for a document of kind `S` (a provider's JWKS or revocation list):
@@ -502,6 +500,7 @@ fn log_fetched(
 
 impl RootContext for JwtRbacRoot {
     fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
+        let _phase = ProxyWasmHost::phase();
         let host = ProxyWasmHost;
         let Some(settings) = host.compiled_configuration("jwt-rbac", Settings::from_json) else {
             return false;
@@ -563,7 +562,7 @@ impl RootContext for JwtRbacRoot {
         });
         if any_remote {
             // Ticks adopt what other workers fetched; only on Envoy do they fetch too.
-            if let Err(status) = abi::set_tick_period_millis(1000) {
+            if let Err(status) = ProxyWasmHost.set_tick_period(1000) {
                 host.log(
                     LogLevel::Error,
                     &format!("jwt-rbac: cannot set the tick period: {status:?}"),
@@ -577,6 +576,7 @@ impl RootContext for JwtRbacRoot {
     }
 
     fn on_tick(&mut self) {
+        let _phase = ProxyWasmHost::phase();
         self.refresh_remote();
     }
 
@@ -679,7 +679,7 @@ impl JwtRbacFilter {
                     }
                 }
             }
-            let sent = send_fetch(self, remote, true);
+            let sent = send_fetch(remote, true);
             let mut states = states.borrow_mut();
             let Some(state) = states.get_mut(index) else {
                 continue;
@@ -708,6 +708,7 @@ impl JwtRbacFilter {
 
 impl Context for JwtRbacFilter {
     fn on_http_call_response(&mut self, token: u32, headers: usize, body_size: usize, _: usize) {
+        let _phase = ProxyWasmHost::phase();
         let Some(at) = self.fetches.iter().position(|f| f.token == token) else {
             return;
         };
@@ -745,13 +746,14 @@ impl Context for JwtRbacFilter {
         // Every answer is in: decide now, never wait again (503 if there are still no keys).
         let mut stream = Stream::after_wait(self.shared.clone(), self.context_id, true);
         if stream.on_request_headers(&ProxyWasmHost) == Flow::Continue {
-            let _ = abi::resume_request();
+            let _ = ProxyWasmHost.resume_request();
         }
     }
 }
 
 impl HttpContext for JwtRbacFilter {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        let _phase = ProxyWasmHost::phase();
         if !self.shared.host.dispatches_from_root() && self.start_fetches() {
             return Action::Pause;
         }
