@@ -28,6 +28,16 @@ pub const PLUGINS: &[&str] = &[
     "ratelimit-shared-data",
     "audit-log",
     "circuit-breaker",
+    "gateway-suite",
+];
+
+/// The suite's sections, by plugin: the plugin's name with `_`.
+const SUITE_SECTIONS: [(&str, &str); 5] = [
+    ("header-injection", "header_injection"),
+    ("jwt-rbac", "jwt_rbac"),
+    ("audit-log", "audit_log"),
+    ("ratelimit-shared-data", "ratelimit_shared_data"),
+    ("circuit-breaker", "circuit_breaker"),
 ];
 
 /// The draft 4 meta-schema id, the only one Kong accepts for filter config schemas.
@@ -52,7 +62,76 @@ pub fn schema(plugin: &str) -> Option<Value> {
         "ratelimit-shared-data" => root::<ratelimit_shared_data::config::ConfigFile>(plugin),
         "audit-log" => root::<audit_log::config::Config>(plugin),
         "circuit-breaker" => root::<circuit_breaker::config::Config>(plugin),
+        "gateway-suite" => suite(),
         _ => return None,
+    })
+}
+
+/// The suite's schema, composed from the five: a property per section holding that plugin's
+/// schema, whose definitions move to `#/definitions/<section>.<name>` (two plugins may name a
+/// type alike), and `order`.
+fn suite() -> Value {
+    fn rewrite(v: &mut Value, section: &str) {
+        match v {
+            Value::Object(map) => {
+                for (k, v) in map.iter_mut() {
+                    match (k.as_str(), v) {
+                        ("$ref", Value::String(r)) => {
+                            if let Some(name) = r.strip_prefix("#/definitions/") {
+                                *r = format!("#/definitions/{section}.{name}");
+                            }
+                        }
+                        (_, v) => rewrite(v, section),
+                    }
+                }
+            }
+            Value::Array(items) => items.iter_mut().for_each(|i| rewrite(i, section)),
+            _ => {}
+        }
+    }
+    let sections: Vec<&str> = SUITE_SECTIONS.iter().map(|(_, s)| *s).collect();
+    let mut properties = serde_json::Map::new();
+    properties.insert(
+        "order".into(),
+        json!({
+            "description": "The sections present, in the order their request phases run \
+                (response phases run in reverse). Default: header_injection, jwt_rbac, \
+                audit_log, ratelimit_shared_data, circuit_breaker, those present.",
+            "type": "array",
+            "items": {"enum": sections},
+            "uniqueItems": true
+        }),
+    );
+    let mut definitions = serde_json::Map::new();
+    for (plugin, section) in SUITE_SECTIONS {
+        let Some(mut schema) = schema(plugin) else {
+            continue;
+        };
+        rewrite(&mut schema, section);
+        if let Some(obj) = schema.as_object_mut() {
+            obj.remove("$schema");
+            if let Some(Value::Object(defs)) = obj.remove("definitions") {
+                for (name, def) in defs {
+                    definitions.insert(format!("{section}.{name}"), def);
+                }
+            }
+            obj.insert(
+                "description".into(),
+                json!(format!(
+                    "The {plugin} configuration (docs/{plugin}.md); absent: {plugin} does not run."
+                )),
+            );
+        }
+        properties.insert(section.into(), schema);
+    }
+    json!({
+        "$schema": "http://json-schema.org/draft-07/schema#",
+        "title": "gateway-suite configuration",
+        "type": "object",
+        "additionalProperties": false,
+        "minProperties": 1,
+        "properties": properties,
+        "definitions": definitions
     })
 }
 

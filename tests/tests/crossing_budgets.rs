@@ -1,5 +1,6 @@
 //! VM-boundary crossings of an ordinary GET (issue #15 item 4): each of the five plugins under
-//! the envoy profile with a typical config, and the five as a chain. Counts are exact, so each
+//! the envoy profile with a typical config, the five as a chain, and gateway-suite running the
+//! same five configs as one filter. Counts are exact, so each
 //! budget is the count measured now: a new crossing fails the test. Run with `--nocapture` for
 //! the breakdown.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -16,6 +17,8 @@ const RATELIMIT_SHARED_DATA: u64 = 15;
 const AUDIT_LOG: u64 = 24;
 const CIRCUIT_BREAKER: u64 = 16;
 const CHAIN: u64 = 87;
+/// gateway-suite with all five on. Issue #15's target is 24.
+const SUITE: u64 = 49;
 
 const SECRET: &[u8] = b"demo-only-secret-0123456789abcdef";
 
@@ -168,3 +171,24 @@ fn the_five_as_a_chain_stay_within_budget() {
     );
 }
 
+/// The suite's section name of each plugin.
+fn section(plugin: &str) -> String {
+    plugin.replace('-', "_")
+}
+
+/// gateway-suite with the five sections, in the default order: one filter, one exchange per
+/// callback.
+#[test]
+fn suite_ordinary_get_budget() {
+    let mut config = serde_json::Map::new();
+    for (plugin, c, _) in plugins() {
+        config.insert(section(plugin), c);
+    }
+    let c = measured("gateway-suite", &serde_json::Value::Object(config));
+    eprintln!("gateway-suite: {c}");
+    assert!(
+        c.total() <= SUITE,
+        "gateway-suite: {} > budget {SUITE}\n{c}",
+        c.total()
+    );
+}

@@ -43,6 +43,7 @@ const PLUGINS: &[&str] = &[
     "ratelimit-shared-data",
     "audit-log",
     "circuit-breaker",
+    "gateway-suite",
 ];
 
 /// The marker, on the last non-blank line before a docs code block, of an example that must be

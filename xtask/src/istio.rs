@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
-use crate::oci::{self, ISTIO_CHAIN, VERSION};
+use crate::oci::{self, VERSION};
 
 pub const HELP: &str = "\
 usage: cargo xtask istio-manifests [--check]
@@ -34,7 +34,10 @@ pub fn run(args: &[String]) -> Result<()> {
     let stale = stale_manifests(&dir)?;
     if check {
         if stale.is_empty() {
-            println!("istio/: all {} manifests are current", ISTIO_CHAIN.len());
+            println!(
+                "istio/: all {} manifests are current",
+                oci::istio_modules().count()
+            );
             return Ok(());
         }
         for (path, _) in &stale {
@@ -51,7 +54,7 @@ pub fn run(args: &[String]) -> Result<()> {
     }
     println!(
         "istio/: {} manifests current ({} rewritten)",
-        ISTIO_CHAIN.len(),
+        oci::istio_modules().count(),
         stale.len()
     );
     Ok(())
@@ -60,7 +63,7 @@ pub fn run(args: &[String]) -> Result<()> {
 /// The manifests under `dir` that differ from what their config renders to, with that rendering.
 fn stale_manifests(dir: &Path) -> Result<Vec<(PathBuf, String)>> {
     let mut stale = Vec::new();
-    for place in ISTIO_CHAIN {
+    for place in oci::istio_modules() {
         let config = oci::example_config(place.plugin)?;
         let want = oci::render_wasmplugin(place.plugin, &config, VERSION, None)?;
         let path = dir.join(format!("{}.yaml", place.plugin));
@@ -97,7 +100,10 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("xtask-istio-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        assert_eq!(stale_manifests(&dir).unwrap().len(), ISTIO_CHAIN.len());
+        assert_eq!(
+            stale_manifests(&dir).unwrap().len(),
+            oci::istio_modules().count()
+        );
         for (path, want) in stale_manifests(&dir).unwrap() {
             std::fs::write(path, want).unwrap();
         }

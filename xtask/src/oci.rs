@@ -104,9 +104,25 @@ pub const ISTIO_CHAIN: [IstioPlacement; 5] = [
     },
 ];
 
+/// gateway-suite's place: instead of the chain, not beside it.
+pub const ISTIO_SUITE: IstioPlacement = IstioPlacement {
+    plugin: "gateway-suite",
+    phase: "AUTHN",
+    priority: 100,
+    fail_strategy: "FAIL_CLOSE",
+    why: "one filter doing the five plugins' jobs in the chain's order: apply it instead of \
+          their five WasmPlugins, never beside them, in the first one's place; FAIL_CLOSE \
+          because it authenticates and strips forged identity headers",
+};
+
+/// Every module with a `WasmPlugin`: the chain, then the suite.
+pub fn istio_modules() -> impl Iterator<Item = &'static IstioPlacement> {
+    ISTIO_CHAIN.iter().chain(std::iter::once(&ISTIO_SUITE))
+}
+
 /// The placement of `plugin`, if it is one of ours.
 pub fn placement(plugin: &str) -> Option<&'static IstioPlacement> {
-    ISTIO_CHAIN.iter().find(|p| p.plugin == plugin)
+    istio_modules().find(|p| p.plugin == plugin)
 }
 
 /// A content-addressed blob.
@@ -707,7 +723,7 @@ mod tests {
     fn checked_in_istio_manifests_match_the_configs() {
         // istio/<plugin>.yaml are what `render_wasmplugin` makes from istio/config/<plugin>.json
         // (without sha256). `cargo xtask istio-manifests` rewrites them after a config change.
-        for place in ISTIO_CHAIN {
+        for place in istio_modules() {
             let config = example_config(place.plugin).unwrap();
             let want = render_wasmplugin(place.plugin, &config, VERSION, None).unwrap();
             let path = istio_dir().join(format!("{}.yaml", place.plugin));
@@ -756,7 +772,7 @@ mod tests {
         let dist = dist_dir();
         let under_xtask_test = std::env::var_os("SUITE_DIST_DIR").is_some();
         let mut checked = 0;
-        for place in ISTIO_CHAIN {
+        for place in istio_modules() {
             let wasm_path = dist.join(format!("{}.wasm", place.plugin));
             let Ok(wasm) = std::fs::read(&wasm_path) else {
                 assert!(!under_xtask_test, "{} missing", wasm_path.display());
@@ -799,7 +815,7 @@ mod tests {
             checked += 1;
         }
         if under_xtask_test {
-            assert_eq!(checked, ISTIO_CHAIN.len());
+            assert_eq!(checked, istio_modules().count());
         }
     }
 }
