@@ -325,7 +325,10 @@ fn after_a_wait_for_keys_the_later_jobs_run_before_the_request_goes_on() {
     let mut streams = Vec::new();
     for worker in 0..2 {
         let mut s = h.worker(worker).stream().unwrap();
-        assert_eq!(s.send_request_headers(&headers, true).unwrap(), Action::Pause);
+        assert_eq!(
+            s.send_request_headers(&headers, true).unwrap(),
+            Action::Pause
+        );
         assert!(s.local_response().is_none() && !s.request_resumed());
         streams.push(s);
     }
@@ -341,8 +344,16 @@ fn after_a_wait_for_keys_the_later_jobs_run_before_the_request_goes_on() {
         .iter()
         .map(|s| s.local_response().map(|r| r.status))
         .collect();
-    assert_eq!(resumed.iter().filter(|r| **r).count(), 1, "{resumed:?} {limited:?}");
-    assert_eq!(limited.iter().flatten().collect::<Vec<_>>(), [&429], "{limited:?}");
+    assert_eq!(
+        resumed.iter().filter(|r| **r).count(),
+        1,
+        "{resumed:?} {limited:?}"
+    );
+    assert_eq!(
+        limited.iter().flatten().collect::<Vec<_>>(),
+        [&429],
+        "{limited:?}"
+    );
     let on = streams.iter().find(|s| s.request_resumed()).unwrap();
     assert_eq!(on.request_header("x-user-id"), Some(b"alice".to_vec()));
     // header-injection ran before the wait: its correlation id went on with the request.
