@@ -148,21 +148,7 @@ const CONFIGS: &[BenchConfig] = &[
     BenchConfig {
         name: "local_ratelimit",
         what: "Envoy + native envoy.filters.http.local_ratelimit: one token bucket (1e9 tokens per second, never denies), enabled and enforced",
-        filters: |_| {
-            vec![json!({
-                "name": "envoy.filters.http.local_ratelimit",
-                "typed_config": {
-                    "@type": "type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit",
-                    "stat_prefix": "http_local_rate_limiter",
-                    "token_bucket": {"max_tokens": 1_000_000_000u64, "tokens_per_fill": 1_000_000_000u64,
-                                     "fill_interval": "1s"},
-                    "filter_enabled": {"runtime_key": "local_rate_limit_enabled",
-                                       "default_value": {"numerator": 100, "denominator": "HUNDRED"}},
-                    "filter_enforced": {"runtime_key": "local_rate_limit_enforced",
-                                        "default_value": {"numerator": 100, "denominator": "HUNDRED"}}
-                }
-            })]
-        },
+        filters: |_| vec![local_ratelimit_filter()],
     },
     BenchConfig {
         name: "jwt-rbac-reused",
@@ -204,7 +190,94 @@ const CONFIGS: &[BenchConfig] = &[
         what: "Envoy + jwt-rbac: RS256, the 10,000 unseen tokens, crypto forced to pure Rust (the Kong path)",
         filters: |m| vec![jwt_rbac_filter(m, "RS256", json!({"crypto": "pure_rust"}))],
     },
+    BenchConfig {
+        name: "chain",
+        what: "Envoy + the five modules as five filters, in the README's order, every request passing all five: header-injection (defaults), jwt-rbac (the 100 reused RS256 tokens), audit-log (defaults), ratelimit-shared-data (per client IP, never denies), circuit-breaker (defaults)",
+        filters: |m| {
+            chain_sections()
+                .into_iter()
+                .map(|(plugin, config)| envoy::wasm_filter(plugin, &config, &m.plugin(plugin)))
+                .collect()
+        },
+    },
+    BenchConfig {
+        name: "suite",
+        what: "Envoy + gateway-suite: the same five configs as `chain`, as one filter in one VM",
+        filters: |m| {
+            let mut sections = serde_json::Map::new();
+            for (plugin, config) in chain_sections() {
+                sections.insert(plugin.replace('-', "_"), config);
+            }
+            vec![envoy::wasm_filter(
+                "gateway-suite",
+                &Value::Object(sections),
+                &m.plugin("gateway-suite"),
+            )]
+        },
+    },
+    BenchConfig {
+        name: "native-chain",
+        what: "Envoy's own filters doing part of the same jobs: jwt_authn (the same RS256 provider and 100 tokens, its token cache on), header_mutation (the three security response headers header-injection adds by default), local_ratelimit (one bucket, never denies). Not in it: a JSON access log and outlier detection (they need listener and cluster settings this bench does not vary), so it understates the native chain's cost",
+        filters: |_| {
+            let security = [
+                ("x-content-type-options", "nosniff"),
+                ("x-frame-options", "SAMEORIGIN"),
+                ("referrer-policy", "strict-origin-when-cross-origin"),
+            ];
+            let response_mutations: Vec<Value> = security
+                .iter()
+                .map(|(key, value)| {
+                    json!({"append": {"header": {"key": key, "value": value},
+                                      "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}})
+                })
+                .collect();
+            vec![
+                jwt_authn_filter("RS256", json!({"jwt_cache_size": 1024})),
+                json!({
+                    "name": "envoy.filters.http.header_mutation",
+                    "typed_config": {
+                        "@type": "type.googleapis.com/envoy.extensions.filters.http.header_mutation.v3.HeaderMutation",
+                        "mutations": {"response_mutations": response_mutations}
+                    }
+                }),
+                local_ratelimit_filter(),
+            ]
+        },
+    },
 ];
+
+/// Native local_ratelimit: one token bucket (1e9 tokens per second, never denies), enabled and
+/// enforced.
+fn local_ratelimit_filter() -> Value {
+    json!({
+        "name": "envoy.filters.http.local_ratelimit",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit",
+            "stat_prefix": "http_local_rate_limiter",
+            "token_bucket": {"max_tokens": 1_000_000_000u64, "tokens_per_fill": 1_000_000_000u64,
+                             "fill_interval": "1s"},
+            "filter_enabled": {"runtime_key": "local_rate_limit_enabled",
+                               "default_value": {"numerator": 100, "denominator": "HUNDRED"}},
+            "filter_enforced": {"runtime_key": "local_rate_limit_enforced",
+                                "default_value": {"numerator": 100, "denominator": "HUNDRED"}}
+        }
+    })
+}
+
+/// The five plugins and their configs for `chain` and `suite`, in the README's order.
+fn chain_sections() -> Vec<(&'static str, Value)> {
+    vec![
+        ("header-injection", json!({})),
+        ("jwt-rbac", jwt_rbac_config("RS256", json!({}))),
+        ("audit-log", json!({})),
+        (
+            "ratelimit-shared-data",
+            json!({"rules": [{"name": "per-ip", "key": ["client_ip"],
+                    "token_bucket": {"capacity": 1_000_000_000u64, "refill_interval_ms": 1000}}]}),
+        ),
+        ("circuit-breaker", json!({})),
+    ]
+}
 
 /// `(ours, native, target)`: the comparisons the plugin issues set targets for, shown as the
 /// median over rounds of ours ÷ native (throughput, same round) and native ÷ ours (Envoy CPU
@@ -217,6 +290,11 @@ const TARGETS: &[(&str, &str, &str)] = &[
     ("jwt-rbac-reused", "jwt_authn-reused", "> 1.00"),
     ("jwt-rbac-unseen-rs256", "jwt_authn-unseen-rs256", ">= 0.90"),
     ("jwt-rbac-unseen-es256", "jwt_authn-unseen-es256", ">= 0.90"),
+    // Issue #15: the suite and the five modules against Envoy's own filters (a partial native
+    // chain: see its description), and one pass against five filters.
+    ("suite", "native-chain", ">= 0.75"),
+    ("chain", "native-chain", ">= 0.50"),
+    ("suite", "chain", "none (one filter vs five)"),
 ];
 
 /// Tokens a configuration's requests carry in `x-bench-token`, cycled by a wrk Lua script.
@@ -241,6 +319,9 @@ const TOKEN_LOADS: &[(&str, Tokens)] = &[
     ("jwt-rbac-unseen-es256", UNSEEN_ES256),
     ("jwt_authn-unseen-es256", UNSEEN_ES256),
     ("jwt-rbac-pure", UNSEEN_RS256),
+    ("chain", REUSED),
+    ("suite", REUSED),
+    ("native-chain", REUSED),
 ];
 const REUSED: Tokens = Tokens {
     alg: "RS256",
@@ -280,6 +361,15 @@ fn bench_jwks(alg: &str) -> &'static str {
 /// jwt-rbac verifying `alg` tokens from `x-bench-token` (kept upstream, like jwt_authn's
 /// `forward: true`), one rule for every path; `extra` merged into the top level.
 fn jwt_rbac_filter(m: &Modules, alg: &str, extra: Value) -> Value {
+    envoy::wasm_filter(
+        "jwt-rbac",
+        &jwt_rbac_config(alg, extra),
+        &m.plugin("jwt-rbac"),
+    )
+}
+
+/// The config of [`jwt_rbac_filter`].
+fn jwt_rbac_config(alg: &str, extra: Value) -> Value {
     let mut config = json!({
         "providers": {"bench": {
             "issuer": "https://issuer.example.com", "audiences": ["api"], "algorithms": [alg],
@@ -290,7 +380,7 @@ fn jwt_rbac_filter(m: &Modules, alg: &str, extra: Value) -> Value {
     if let (Some(c), Some(e)) = (config.as_object_mut(), extra.as_object()) {
         c.extend(e.clone());
     }
-    envoy::wasm_filter("jwt-rbac", &config, &m.plugin("jwt-rbac"))
+    config
 }
 
 /// Native jwt_authn with the same provider and key; `cache` is merged into the provider

@@ -1,6 +1,8 @@
-//! `cargo xtask demo [--once]`: Envoy with `envoy-demo/envoy.yaml` (all five plugins in one
-//! chain) in front of the demo upstream, its token issuer and its audit collector, and a
-//! walkthrough of every plugin with real requests.
+//! `cargo xtask demo [--once] [--suite]`: Envoy with `envoy-demo/envoy.yaml` (all five plugins
+//! in one chain; with `--suite`, `envoy-demo/envoy-suite.yaml`: the same five as one
+//! gateway-suite filter) in front of the demo upstream, its token issuer and its audit
+//! collector, and a walkthrough of every plugin with real requests. The walkthrough and its
+//! checks are the same for both files.
 //!
 //! The yaml is used as-is unless one of its fixed ports (10000 listener, 9901 admin, 8080
 //! upstream, 8081 token issuer, 8082 audit collector) is busy: then exactly that `port_value:`
@@ -781,8 +783,8 @@ fn run_request(demo: &mut Demo, req: &Req) -> Result<(), String> {
 }
 
 /// The config Envoy runs: the yaml itself, or a copy with busy ports replaced.
-fn demo_config(meta_target: &Path) -> Result<(PathBuf, Ports)> {
-    let original = workspace::root().join("envoy-demo").join("envoy.yaml");
+fn demo_config(meta_target: &Path, file: &str) -> Result<(PathBuf, Ports)> {
+    let original = workspace::root().join("envoy-demo").join(file);
     let mut yaml = std::fs::read_to_string(&original)
         .with_context(|| format!("cannot read {}", original.display()))?;
     let mut used = [0u16; 5];
@@ -816,7 +818,7 @@ fn demo_config(meta_target: &Path) -> Result<(PathBuf, Ports)> {
     if !rewritten {
         return Ok((original, ports));
     }
-    let copy = meta_target.join("xtask-demo").join("envoy.yaml");
+    let copy = meta_target.join("xtask-demo").join(file);
     std::fs::write(&copy, yaml)?;
     println!("running a copy with those ports: {}", copy.display());
     Ok((copy, ports))
@@ -859,10 +861,12 @@ fn wait_for_first_jwks(admin: SocketAddr) {
 
 pub fn run(args: &[String]) -> Result<()> {
     let mut once = false;
+    let mut file = "envoy.yaml";
     for a in args {
         match a.as_str() {
             "--once" => once = true,
-            other => bail!("demo: unknown argument `{other}` (only --once)"),
+            "--suite" => file = "envoy-suite.yaml",
+            other => bail!("demo: unknown argument `{other}` (only --once, --suite)"),
         }
     }
     banner("demo: build and install");
@@ -872,7 +876,8 @@ pub fn run(args: &[String]) -> Result<()> {
     let target_dir = workspace::metadata()?.target_dir;
     let work = target_dir.join("xtask-demo");
     std::fs::create_dir_all(&work)?;
-    let (config, ports) = demo_config(&target_dir)?;
+    let (config, ports) = demo_config(&target_dir, file)?;
+    println!("Envoy config: envoy-demo/{file}");
     let ports_file = target_dir.join(PORTS_FILE);
     std::fs::write(&ports_file, ports_env(&ports))
         .with_context(|| format!("cannot write {}", ports_file.display()))?;
@@ -961,8 +966,13 @@ pub fn run(args: &[String]) -> Result<()> {
     banner("demo: summary");
     let plugins: std::collections::BTreeSet<&str> = STEPS.iter().map(|s| s.plugin).collect();
     if failed.is_empty() {
+        let how = if file == "envoy.yaml" {
+            "in one chain"
+        } else {
+            "as one gateway-suite filter"
+        };
         println!(
-            "all {} walkthrough steps held: {} plugins in one chain ({})",
+            "all {} walkthrough steps held: {} plugins {how} ({})",
             STEPS.len(),
             plugins.len(),
             plugins.into_iter().collect::<Vec<_>>().join(", ")
@@ -1071,15 +1081,58 @@ mod tests {
 
     #[test]
     fn the_yaml_has_each_fixed_port_once() {
-        let yaml = std::fs::read_to_string(workspace::root().join("envoy-demo/envoy.yaml"))
-            .expect("envoy-demo/envoy.yaml");
-        for (port, role) in FIXED_PORTS {
-            assert_eq!(
-                yaml.matches(&format!("port_value: {port}\n")).count(),
-                1,
-                "{role}"
-            );
+        for file in ["envoy.yaml", "envoy-suite.yaml"] {
+            let yaml = std::fs::read_to_string(workspace::root().join("envoy-demo").join(file))
+                .expect(file);
+            for (port, role) in FIXED_PORTS {
+                assert_eq!(
+                    yaml.matches(&format!("port_value: {port}\n")).count(),
+                    1,
+                    "{file}: {role}"
+                );
+            }
         }
+    }
+
+    /// envoy-suite.yaml is envoy.yaml with the five filters as one: the same plugin configs, as
+    /// the suite's sections, and the same everything else.
+    #[test]
+    fn the_suite_yaml_runs_the_chains_configs() {
+        let read = |f: &str| -> Value {
+            let text =
+                std::fs::read_to_string(workspace::root().join("envoy-demo").join(f)).expect(f);
+            serde_norway::from_str(&text).expect(f)
+        };
+        let chain = read("envoy.yaml");
+        let suite = read("envoy-suite.yaml");
+        let filters = |v: &Value| -> Vec<Value> {
+            v["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+                ["http_filters"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        };
+        let config_of = |f: &Value| -> Value {
+            let text = f["typed_config"]["config"]["configuration"]["value"]
+                .as_str()
+                .unwrap_or("null");
+            serde_json::from_str(text).expect("a JSON configuration")
+        };
+        let mut sections = serde_json::Map::new();
+        for f in filters(&chain) {
+            if let Some(name) = f["name"].as_str().filter(|n| !n.starts_with("envoy.")) {
+                sections.insert(name.replace('-', "_"), config_of(&f));
+            }
+        }
+        let suite_filters = filters(&suite);
+        assert_eq!(suite_filters.len(), 2, "gateway-suite and the router");
+        assert_eq!(config_of(&suite_filters[0]), Value::Object(sections));
+        let without_filters = |mut v: Value| {
+            v["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
+                ["typed_config"]["http_filters"] = Value::Null;
+            v
+        };
+        assert_eq!(without_filters(chain), without_filters(suite));
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! - `dist [--oci]`: build every plugin for `wasm32-wasip1` into `dist/<plugin>.wasm` +
 //!   `dist/SHA256SUMS`; with `--oci` also an OCI image layout and an Istio `WasmPlugin` each.
 //! - `test`: install what is missing, then fmt, clippy (host + wasm), dist, and `cargo test`.
-//! - `demo [--once]`: a real Envoy with the plugins in front of the echo upstream, with a walkthrough.
+//! - `demo [--once] [--suite]`: a real Envoy with the plugins in front of the echo upstream, with a walkthrough.
 //! - `bench [--rounds N] [--duration S] [--connections C]`: Envoy with plugins vs plain Envoy.
 //! - `audit-verify <file>...`: audit-log hash chains checked, first broken link per chain.
 //! - `validate [--host H] <plugin> <config>`: a config file through the real module's configure.
@@ -82,10 +82,10 @@ options:
     },
     Command {
         name: "demo",
-        synopsis: "demo [--once]",
+        synopsis: "demo [--once] [--suite]",
         summary: "a real Envoy with the plugins, walked through with real requests",
         help: "\
-usage: cargo xtask demo [--once]
+usage: cargo xtask demo [--once] [--suite]
 
 Builds the plugins (dist), installs Envoy into .tools/ when missing, starts the demo upstream
 (echo, token issuer, audit collector) and a real Envoy with envoy-demo/envoy.yaml (the five
@@ -99,6 +99,8 @@ DEMO_ISSUER, DEMO_COLLECTOR).
 
 options:
   --once      check every step, then stop (non-zero exit if a step failed)
+  --suite     run envoy-demo/envoy-suite.yaml instead: the same five plugins and configs as one
+              gateway-suite filter; the walkthrough and its checks are the same
   -h, --help  print this help
 ",
     },
