@@ -4,39 +4,22 @@
 //! got them, in one verifiable hash chain per worker.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod gateway_suite_support;
 mod jwt_rbac_support;
 
 use std::time::{Duration, Instant};
 
-use jwt_rbac_support::mint::*;
 use serde_json::{json, Value};
 use suite_tests::{client, Envoy, EnvoyConfig, RawRequest, RawResponse, Upstream};
 
-const SECRET: &[u8] = b"demo-only-secret-0123456789abcdef";
 const LIMIT: usize = 3;
 
 fn token(sub: &str) -> String {
-    let header = r#"{"alg":"HS256","kid":"demo","typ":"JWT"}"#;
-    let payload = json!({"iss": "https://issuer.example.com", "aud": "api", "sub": sub,
-                         "roles": ["ops"], "exp": FAR_FUTURE})
-    .to_string();
-    let input = format!("{}.{}", b64(header), b64(&payload));
-    assemble(header, &payload, &hmac("HS256", SECRET, input.as_bytes()))
+    gateway_suite_support::token(sub, &["ops"])
 }
 
 fn config() -> Value {
-    json!({
-        "header_injection": {},
-        "jwt_rbac": {"providers": {"demo": {"issuer": "https://issuer.example.com",
-            "audiences": ["api"], "algorithms": ["HS256"],
-            "jwks": {"keys": [{"kty": "oct", "kid": "demo", "k": b64(SECRET)}]}}},
-            "rules": [{"requires": {"provider": "demo"}}]},
-        "audit_log": {},
-        "ratelimit_shared_data": {"rules": [{"name": "per-user", "key": [{"header": "x-user-id"}],
-            "window": {"limit": LIMIT, "seconds": 60}}]},
-        "circuit_breaker": {"key": {"source": "fixed", "value": "orders"},
-            "defaults": {"consecutive_failures": 2, "open": {"duration_ms": 30000}}}
-    })
+    gateway_suite_support::config(LIMIT as u64)
 }
 
 fn get(envoy: &Envoy, sub: Option<&str>, extra: &[(&str, &str)]) -> RawResponse {

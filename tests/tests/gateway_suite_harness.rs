@@ -5,39 +5,15 @@
 //! are counted against the budget.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod gateway_suite_support;
 mod jwt_rbac_support;
 
+use gateway_suite_support::{config, token};
 use host_harness::{Harness, LogLevel, Profile};
 use jwt_rbac_support::mint::*;
 use serde_json::{json, Value};
 
-const SECRET: &[u8] = b"demo-only-secret-0123456789abcdef";
 const PROFILES: [Profile; 2] = [Profile::Envoy, Profile::Kong];
-
-fn token(sub: &str, roles: &[&str]) -> String {
-    let header = r#"{"alg":"HS256","kid":"demo","typ":"JWT"}"#;
-    let payload = json!({"iss": "https://issuer.example.com", "aud": "api", "sub": sub,
-                         "roles": roles, "exp": FAR_FUTURE})
-    .to_string();
-    let input = format!("{}.{}", b64(header), b64(&payload));
-    assemble(header, &payload, &hmac("HS256", SECRET, input.as_bytes()))
-}
-
-/// All five, each section a typical config of its plugin.
-fn config(limit: u64) -> Value {
-    json!({
-        "header_injection": {},
-        "jwt_rbac": {"providers": {"demo": {"issuer": "https://issuer.example.com",
-            "audiences": ["api"], "algorithms": ["HS256"],
-            "jwks": {"keys": [{"kty": "oct", "kid": "demo", "k": b64(SECRET)}]}}},
-            "rules": [{"requires": {"provider": "demo"}}]},
-        "audit_log": {},
-        "ratelimit_shared_data": {"rules": [{"name": "per-user", "key": [{"header": "x-user-id"}],
-            "window": {"limit": limit, "seconds": 60}}]},
-        "circuit_breaker": {"key": {"source": "fixed", "value": "orders"},
-            "defaults": {"consecutive_failures": 2, "open": {"duration_ms": 30000}}}
-    })
-}
 
 fn harness(profile: Profile, config: &Value) -> Harness {
     let h = Harness::builder()
