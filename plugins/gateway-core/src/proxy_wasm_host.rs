@@ -225,10 +225,8 @@ impl HeaderPort for ProxyWasmHost {
     }
 
     fn remove_header(&self, map: HeaderMapKind, name: &str) -> Result<(), HostError> {
-        if exchange::active() {
-            return exchange::remove(&AbiWire, map, name);
-        }
-        abi::remove_header(map_type(map), name)
+        // At once, in a phase or not: the exchange only drops the name from its copy.
+        exchange::remove(&AbiWire, map, name)
     }
 }
 

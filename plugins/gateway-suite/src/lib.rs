@@ -95,10 +95,10 @@ impl SuiteRoot {
             let Some(stream) = stream else {
                 continue;
             };
+            // Also what a deferred resume of a later job would act for.
             if ProxyWasmHost.set_effective_context(id).is_err() {
                 continue;
             }
-            embed::note_effective(id);
             if let Ok(mut jobs) = stream.try_borrow_mut() {
                 jobs.resume(id);
             };
@@ -180,7 +180,6 @@ impl RootContext for SuiteRoot {
             &format!("gateway-suite: running {}", names.join(" -> ")),
         );
         self.jobs = jobs;
-        self.resume_streams();
         true
     }
 
