@@ -6,8 +6,10 @@
 //! allocation the host makes by calling back into the guest). Inside a [`Phase`]:
 //!
 //! - a header map (request, response) read whole is kept; later reads of the map or of one of
-//!   its headers are answered from that copy, the plugin's own edits included. A single header
-//!   read before the map is kept too;
+//!   its headers are answered from that copy, the plugin's own edits included. In the gateway
+//!   suite a single header read reads its map whole (the jobs after it read and write the same
+//!   map); in a separate module, and where the host refuses the map, a header read alone is
+//!   kept;
 //! - header writes (`set`, `add`) to a map that was read are applied to the copy and written
 //!   back once when the phase ends: one call per header name that changed, or on Envoy one
 //!   `proxy_set_header_map_pairs` when [`PAIRS_FROM`] or more names changed. Writes to a map
@@ -33,6 +35,12 @@ use std::cell::RefCell;
 /// host as it comes, and none of this code is in the module.
 const ON: bool = cfg!(feature = "exchange");
 
+/// Whether a single header read in a phase reads its map whole (the gateway suite, where the
+/// jobs after the reader read the same map and write to it). A separate module reads one or two
+/// headers alone: an absent header costs one crossing alone, two (the call and the returned
+/// buffer) with the map.
+const READ_WHOLE: bool = cfg!(feature = "suite");
+
 /// From this many changed header names on, Envoy gets the whole map in one call.
 pub const PAIRS_FROM: usize = 3;
 
@@ -45,6 +53,10 @@ struct MapCopy {
     changed: Vec<String>,
     /// Single headers read while the map was not: name, first value.
     singles: Vec<(String, Option<Vec<u8>>)>,
+    /// The host refused the map whole this phase: single headers are read alone.
+    refused: bool,
+    /// `loaded` came from an earlier phase of the stream ([`Carry`]): read-only.
+    carried: bool,
 }
 
 /// What one phase keeps.
@@ -162,24 +174,42 @@ pub fn header_list<W: Wire>(wire: &W, kind: HeaderMapKind) -> Result<HeaderList,
     Ok(list)
 }
 
-/// The first value of `name`: from the copy if the map was read, else read alone (once).
+/// The first value of `name`. In a phase: from the copy; if the map was not read, in the
+/// suite the map is read whole first (one crossing and one returned buffer, as for a present
+/// header alone, and every later read and write of the phase is then in memory), in a separate
+/// module (or where the host refuses the map) the header alone, once. Outside a phase, straight
+/// from the host.
 pub fn header<W: Wire>(
     wire: &W,
     kind: HeaderMapKind,
     name: &str,
 ) -> Result<Option<Vec<u8>>, HostError> {
+    // None: outside a phase; Some(None): in a phase, not known yet.
+    let mut whole = false;
     let known = with_frame(|frame| {
         let copy = frame.map(kind);
-        if let Some(list) = &copy.loaded {
-            return Some(find(list, name).map(<[u8]>::to_vec));
+        whole = READ_WHOLE && !copy.refused;
+        match &copy.loaded {
+            Some(list) => Some(find(list, name).map(<[u8]>::to_vec)),
+            None => copy
+                .singles
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.clone()),
         }
-        copy.singles
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.clone())
     });
-    if let Some(Some(value)) = known {
-        return Ok(value);
+    match known {
+        None => return wire.read_one(kind, name),
+        Some(Some(value)) => return Ok(value),
+        Some(None) => {}
+    }
+    if whole {
+        match header_list(wire, kind) {
+            Ok(list) => return Ok(find(&list, name).map(<[u8]>::to_vec)),
+            Err(_) => {
+                with_frame(|frame| frame.map(kind).refused = true);
+            }
+        }
     }
     let value = wire.read_one(kind, name)?;
     with_frame(|frame| {
@@ -196,6 +226,11 @@ pub fn header<W: Wire>(
 fn edit(kind: HeaderMapKind, name: &str, value: &[u8], replace: bool) -> bool {
     with_frame(|frame| {
         let copy = frame.map(kind);
+        if copy.carried {
+            // A write after the request went on: to the host, and the host's map is read again.
+            copy.loaded = None;
+            copy.carried = false;
+        }
         let Some(list) = copy.loaded.as_mut() else {
             drop_where(&mut copy.singles, |(n, _)| n.eq_ignore_ascii_case(name));
             return false;
@@ -257,7 +292,7 @@ pub fn write_now<W: Wire>(wire: &W) {
 fn write_back<W: Wire>(wire: &W, frame: &mut Frame) {
     for kind in [HeaderMapKind::Request, HeaderMapKind::Response] {
         let copy = std::mem::take(frame.map(kind));
-        let Some(list) = copy.loaded else {
+        let Some(list) = copy.loaded.filter(|_| !copy.carried) else {
             continue;
         };
         if copy.changed.len() >= PAIRS_FROM && wire.write_map(kind, &list).is_ok() {
@@ -281,6 +316,59 @@ fn write_back<W: Wire>(wire: &W, frame: &mut Frame) {
             }
         }
     }
+}
+
+/// What one stream of the gateway suite keeps from its request phase for its later phases:
+/// the request map as the suite's jobs left it, and the properties that do not change during a
+/// stream (the connection's addresses) that a job read. A later phase reads them from memory:
+/// audit-log's record in `on_log` gets the circuit-breaker's marker and the client address
+/// that ratelimit-shared-data read, without a crossing.
+///
+/// The carried request map is what the suite's jobs saw and wrote; filters after the suite may
+/// have added to the host's since. It is read-only: a write to it goes to the host, and the
+/// phase reads the host's map again after it.
+#[derive(Debug, Default)]
+pub struct Carry {
+    request: Option<HeaderList>,
+    properties: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+}
+
+/// Properties (NUL-joined paths) that stay the same for the whole stream.
+fn stable(path: &[u8]) -> bool {
+    [b"source\0".as_slice(), b"destination\0", b"connection\0"]
+        .iter()
+        .any(|prefix| path.starts_with(prefix))
+}
+
+/// At the end of a stream's request phase (the request went on): keeps in `carry` what later
+/// phases may read from memory. Nothing outside a phase.
+pub fn keep(carry: &mut Carry) {
+    with_frame(|frame| {
+        if let Some(list) = &frame.request.loaded {
+            carry.request = Some(list.clone());
+        }
+        for (path, value) in &frame.properties {
+            if stable(path) && !carry.properties.iter().any(|(p, _)| p == path) {
+                carry.properties.push((path.clone(), value.clone()));
+            }
+        }
+    });
+}
+
+/// At the start of a later phase of the stream: what `carry` kept, where the phase has not read
+/// it itself.
+pub fn seed(carry: &Carry) {
+    with_frame(|frame| {
+        if let (None, Some(list)) = (&frame.request.loaded, &carry.request) {
+            frame.request.loaded = Some(list.clone());
+            frame.request.carried = true;
+        }
+        for (path, value) in &carry.properties {
+            if !frame.properties.iter().any(|(p, _)| p == path) {
+                frame.properties.push((path.clone(), value.clone()));
+            }
+        }
+    });
 }
 
 /// The clock, read once per phase.
@@ -411,7 +499,7 @@ mod tests {
     }
 
     #[test]
-    fn a_single_header_is_read_alone_once_until_written() {
+    fn a_single_header_read_in_a_phase_is_read_once() {
         let wire = host(false);
         {
             let _phase = Phase::open(&wire);
@@ -419,14 +507,77 @@ mod tests {
                 assert_eq!(header(&wire, REQ, "X-A").unwrap(), Some(b"1".to_vec()));
                 assert_eq!(header(&wire, REQ, "x-none").unwrap(), None);
             }
+            if READ_WHOLE {
+                // The map is kept: the write waits for the end of the phase.
+                assert!(set(REQ, "x-a", b"new"));
+                assert_eq!(calls(&wire), ["read"]);
+            } else {
+                // The map was not read: the caller writes at once, the next read asks again.
+                assert!(!set(REQ, "x-a", b"new"));
+                wire.replace(REQ, "x-a", b"new").unwrap();
+            }
+            assert_eq!(header(&wire, REQ, "x-a").unwrap(), Some(b"new".to_vec()));
+        }
+        if READ_WHOLE {
+            assert_eq!(calls(&wire), ["read", "replace x-a"]);
+        } else {
+            assert_eq!(
+                calls(&wire),
+                ["get X-A", "get x-none", "replace x-a", "get x-a"]
+            );
+        }
+        // Outside a phase: the header alone, every time.
+        wire.calls.borrow_mut().clear();
+        assert_eq!(header(&wire, REQ, "x-a").unwrap(), Some(b"new".to_vec()));
+        assert_eq!(calls(&wire), ["get x-a"]);
+    }
+
+    /// A host that refuses the whole map but answers for one header.
+    #[cfg(feature = "suite")]
+    struct NoMap(Recorder);
+
+    #[cfg(feature = "suite")]
+    impl Wire for NoMap {
+        fn read_map(&self, _: HeaderMapKind) -> Result<HeaderList, HostError> {
+            self.0.calls.borrow_mut().push("read refused".into());
+            Err(HostError::Unsupported)
+        }
+        fn read_one(&self, kind: HeaderMapKind, name: &str) -> Result<Option<Vec<u8>>, HostError> {
+            self.0.read_one(kind, name)
+        }
+        fn replace(&self, kind: HeaderMapKind, name: &str, value: &[u8]) -> Result<(), HostError> {
+            self.0.replace(kind, name, value)
+        }
+        fn add(&self, kind: HeaderMapKind, name: &str, value: &[u8]) -> Result<(), HostError> {
+            self.0.add(kind, name, value)
+        }
+        fn remove(&self, kind: HeaderMapKind, name: &str) -> Result<(), HostError> {
+            self.0.remove(kind, name)
+        }
+        fn write_map(&self, kind: HeaderMapKind, pairs: &HeaderList) -> Result<(), HostError> {
+            self.0.write_map(kind, pairs)
+        }
+        fn refused(&self, _: HeaderMapKind, _: &str, _: HostError) {}
+    }
+
+    /// The suite's behaviour (a single read reads the map whole).
+    #[cfg(feature = "suite")]
+    #[test]
+    fn where_the_map_is_refused_a_header_is_read_alone_once_until_written() {
+        let wire = NoMap(host(false));
+        {
+            let _phase = Phase::open(&wire);
+            for _ in 0..2 {
+                assert_eq!(header(&wire, REQ, "X-A").unwrap(), Some(b"1".to_vec()));
+            }
             // The map was not read: the caller writes at once, and the next read asks again.
             assert!(!set(REQ, "x-a", b"new"));
             wire.replace(REQ, "x-a", b"new").unwrap();
             assert_eq!(header(&wire, REQ, "x-a").unwrap(), Some(b"new".to_vec()));
         }
         assert_eq!(
-            calls(&wire),
-            ["get X-A", "get x-none", "replace x-a", "get x-a"]
+            calls(&wire.0),
+            ["read refused", "get X-A", "replace x-a", "get x-a"]
         );
     }
 
@@ -477,6 +628,47 @@ mod tests {
             assert!(active());
         }
         assert_eq!(calls(&wire), ["read", "replace x-job"]);
+    }
+
+    /// The suite's behaviour (a single read reads the map whole).
+    #[cfg(feature = "suite")]
+    #[test]
+    fn a_later_phase_reads_what_the_request_phase_kept_and_writes_to_the_host() {
+        let wire = host(true);
+        let mut carry = Carry::default();
+        {
+            let _phase = Phase::open(&wire);
+            header_list(&wire, REQ).unwrap();
+            assert!(set(REQ, "x-marker", b"m"));
+            property(b"source\0address", || Ok(Some(b"ip".to_vec()))).unwrap();
+            property(b"request\0duration", || Ok(Some(b"1".to_vec()))).unwrap();
+            keep(&mut carry);
+        }
+        assert_eq!(calls(&wire), ["read", "replace x-marker"]);
+        {
+            let _phase = Phase::open(&wire);
+            seed(&carry);
+            assert_eq!(header(&wire, REQ, "x-marker").unwrap(), Some(b"m".to_vec()));
+            let ip = property(b"source\0address", || panic!("read from the host"));
+            assert_eq!(ip.unwrap(), Some(b"ip".to_vec()));
+            // A property that changes during the stream is not kept.
+            let reads = Cell::new(0);
+            property(b"request\0duration", || {
+                reads.set(1);
+                Ok(None)
+            })
+            .unwrap();
+            assert_eq!(reads.get(), 1);
+            assert_eq!(calls(&wire), ["read", "replace x-marker"]);
+            // The kept map is read-only: a write goes to the host, the map is read again.
+            assert!(!set(REQ, "x-late", b"l"));
+            wire.replace(REQ, "x-late", b"l").unwrap();
+            assert_eq!(header(&wire, REQ, "x-late").unwrap(), Some(b"l".to_vec()));
+        }
+        assert_eq!(
+            calls(&wire),
+            ["read", "replace x-marker", "replace x-late", "read"]
+        );
     }
 
     #[test]

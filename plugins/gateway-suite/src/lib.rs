@@ -11,6 +11,9 @@
 //!   identity, the correlation id) the next reads from memory;
 //! - request phases run in the configured order; response phases in reverse, as Envoy runs a
 //!   chain, so a job early in the order sees the response as the client gets it;
+//! - what the request phase read and wrote of the request map, and the connection's addresses a
+//!   job read, stay with the stream ([`gateway_core::exchange::Carry`]): audit-log's `on_log`
+//!   reads the breaker's marker and the client address from memory;
 //! - a job that stops the request (a local reply, or a wait for a JWKS) stops the jobs after it;
 //!   when it resumes the request, the later jobs run before the suite resumes it for real.
 //!
@@ -20,9 +23,9 @@
 pub mod config;
 
 use config::{Job, SuiteConfig};
-use gateway_core::embed;
 use gateway_core::ports::{Clock, LogLevel, LogPort};
 use gateway_core::proxy_wasm_host::ProxyWasmHost;
+use gateway_core::{embed, exchange};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType};
 use std::cell::RefCell;
@@ -218,6 +221,7 @@ impl RootContext for SuiteRoot {
             streams,
             paused_at: None,
             request: (0, false),
+            carry: exchange::Carry::default(),
         }));
         STREAMS.with(|s| {
             let mut s = s.borrow_mut();
@@ -239,6 +243,8 @@ struct Jobs {
     paused_at: Option<usize>,
     /// The request-headers callback's arguments, for the jobs run after a resume.
     request: (usize, bool),
+    /// What the request phase leaves for the later phases to read from memory.
+    carry: exchange::Carry,
 }
 
 impl Jobs {
@@ -258,6 +264,7 @@ impl Jobs {
                 return Action::Pause;
             }
         }
+        exchange::keep(&mut self.carry);
         Action::Continue
     }
 
@@ -314,7 +321,10 @@ impl SuiteStream {
     fn with_jobs<T>(&self, default: T, f: impl FnOnce(&mut Jobs) -> T) -> T {
         embed::note_effective(self.context_id);
         match self.jobs.try_borrow_mut() {
-            Ok(mut jobs) => f(&mut jobs),
+            Ok(mut jobs) => {
+                exchange::seed(&jobs.carry);
+                f(&mut jobs)
+            }
             Err(_) => {
                 ProxyWasmHost.log(
                     LogLevel::Error,
