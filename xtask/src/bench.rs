@@ -32,6 +32,9 @@ struct BenchConfig {
     what: &'static str,
     /// The HTTP filters before the router, given where the modules are.
     filters: fn(&Modules) -> Vec<Value>,
+    /// Listener and cluster settings beyond the filters (an access log, outlier detection),
+    /// applied to the bootstrap with the run's work directory.
+    extras: Option<fn(&mut Value, &Path)>,
 }
 
 /// Where the `.wasm` files of a run are.
@@ -56,6 +59,7 @@ const CONFIGS: &[BenchConfig] = &[
         name: "plain",
         what: "plain Envoy: router only",
         filters: |_| Vec::new(),
+        extras: None,
     },
     BenchConfig {
         name: "header-injection",
@@ -67,6 +71,7 @@ const CONFIGS: &[BenchConfig] = &[
                 &m.plugin("header-injection"),
             )]
         },
+        extras: None,
     },
     BenchConfig {
         name: "circuit-breaker",
@@ -78,6 +83,7 @@ const CONFIGS: &[BenchConfig] = &[
                 &m.plugin("circuit-breaker"),
             )]
         },
+        extras: None,
     },
     BenchConfig {
         name: "circuit-breaker-open",
@@ -92,6 +98,7 @@ const CONFIGS: &[BenchConfig] = &[
                 &m.plugin("circuit-breaker"),
             )]
         },
+        extras: None,
     },
     BenchConfig {
         name: "ratelimit-shared-data",
@@ -104,6 +111,7 @@ const CONFIGS: &[BenchConfig] = &[
                 &m.plugin("ratelimit-shared-data"),
             )]
         },
+        extras: None,
     },
     BenchConfig {
         name: "ratelimit-shared-data-global",
@@ -117,6 +125,7 @@ const CONFIGS: &[BenchConfig] = &[
                 &m.plugin("ratelimit-shared-data"),
             )]
         },
+        extras: None,
     },
     BenchConfig {
         name: "wasm-floor",
@@ -128,11 +137,13 @@ const CONFIGS: &[BenchConfig] = &[
                 &m.plugin("ratelimit-shared-data"),
             )]
         },
+        extras: None,
     },
     BenchConfig {
         name: "wasm-null",
         what: "Envoy + a hand-written do-nothing proxy-wasm module (xtask/src/null_filter.wat, no SDK, no allocation per stream): the same callbacks as the plugins, each returning at once; the least any Wasm filter costs in Envoy's V8",
         filters: |m| vec![envoy::wasm_filter("wasm-null", &json!({}), &m.null)],
+        extras: None,
     },
     BenchConfig {
         name: "audit-log",
@@ -144,51 +155,61 @@ const CONFIGS: &[BenchConfig] = &[
                 &m.plugin("audit-log"),
             )]
         },
+        extras: None,
     },
     BenchConfig {
         name: "local_ratelimit",
         what: "Envoy + native envoy.filters.http.local_ratelimit: one token bucket (1e9 tokens per second, never denies), enabled and enforced",
         filters: |_| vec![local_ratelimit_filter()],
+        extras: None,
     },
     BenchConfig {
         name: "jwt-rbac-reused",
         what: "Envoy + jwt-rbac: RS256, 100 distinct tokens cycled by a wrk script (each reused), verified-token cache on (default), Envoy's verify_signature",
         filters: |m| vec![jwt_rbac_filter(m, "RS256", json!({}))],
+        extras: None,
     },
     BenchConfig {
         name: "jwt_authn-reused-cache",
         what: "Envoy + native jwt_authn: the same 100 RS256 tokens, its token cache on (jwt_cache_config, 1024 entries)",
         filters: |_| vec![jwt_authn_filter("RS256", json!({"jwt_cache_size": 1024}))],
+        extras: None,
     },
     BenchConfig {
         name: "jwt_authn-reused",
         what: "Envoy + native jwt_authn: the same 100 RS256 tokens, default config (no token cache)",
         filters: |_| vec![jwt_authn_filter("RS256", json!({}))],
+        extras: None,
     },
     BenchConfig {
         name: "jwt-rbac-unseen-rs256",
         what: "Envoy + jwt-rbac: RS256, 10,000 distinct tokens cycled (more than the 1024-entry cache, first-in first-out: every request misses and is verified, the cache's bookkeeping included), cache on (default), Envoy's verify_signature",
         filters: |m| vec![jwt_rbac_filter(m, "RS256", json!({}))],
+        extras: None,
     },
     BenchConfig {
         name: "jwt_authn-unseen-rs256",
         what: "Envoy + native jwt_authn: the same 10,000 RS256 tokens, default config",
         filters: |_| vec![jwt_authn_filter("RS256", json!({}))],
+        extras: None,
     },
     BenchConfig {
         name: "jwt-rbac-unseen-es256",
         what: "Envoy + jwt-rbac: ES256, 10,000 distinct tokens cycled, cache on (default), Envoy's verify_signature",
         filters: |m| vec![jwt_rbac_filter(m, "ES256", json!({}))],
+        extras: None,
     },
     BenchConfig {
         name: "jwt_authn-unseen-es256",
         what: "Envoy + native jwt_authn: the same 10,000 ES256 tokens, default config",
         filters: |_| vec![jwt_authn_filter("ES256", json!({}))],
+        extras: None,
     },
     BenchConfig {
         name: "jwt-rbac-pure",
         what: "Envoy + jwt-rbac: RS256, the 10,000 unseen tokens, crypto forced to pure Rust (the Kong path)",
         filters: |m| vec![jwt_rbac_filter(m, "RS256", json!({"crypto": "pure_rust"}))],
+        extras: None,
     },
     BenchConfig {
         name: "chain",
@@ -199,6 +220,7 @@ const CONFIGS: &[BenchConfig] = &[
                 .map(|(plugin, config)| envoy::wasm_filter(plugin, &config, &m.plugin(plugin)))
                 .collect()
         },
+        extras: None,
     },
     BenchConfig {
         name: "suite",
@@ -214,10 +236,11 @@ const CONFIGS: &[BenchConfig] = &[
                 &m.plugin("gateway-suite"),
             )]
         },
+        extras: None,
     },
     BenchConfig {
         name: "native-chain",
-        what: "Envoy's own filters doing part of the same jobs: jwt_authn (the same RS256 provider and 100 tokens, its token cache on), header_mutation (the three security response headers header-injection adds by default), local_ratelimit (one bucket, never denies). Not in it: a JSON access log and outlier detection (they need listener and cluster settings this bench does not vary), so it understates the native chain's cost",
+        what: "Envoy's own filters and settings doing the same jobs: jwt_authn (the same RS256 provider and 100 tokens, its token cache on), header_mutation (the three security response headers header-injection adds by default), local_ratelimit (one bucket, never denies), a JSON access log with audit-log's fields to a file, outlier detection on the cluster (5 consecutive 5xx eject for 30 s). Not in it: what Envoy has no filter for (audit-log's hash chain, the correlation id and traceparent header-injection adds)",
         filters: |_| {
             let security = [
                 ("x-content-type-options", "nosniff"),
@@ -231,8 +254,12 @@ const CONFIGS: &[BenchConfig] = &[
                                       "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}})
                 })
                 .collect();
+            // The verified claims in dynamic metadata: the access log's identity field.
+            let mut jwt_authn = jwt_authn_filter("RS256", json!({"jwt_cache_size": 1024}));
+            jwt_authn["typed_config"]["providers"]["bench"]["payload_in_metadata"] =
+                json!("payload");
             vec![
-                jwt_authn_filter("RS256", json!({"jwt_cache_size": 1024})),
+                jwt_authn,
                 json!({
                     "name": "envoy.filters.http.header_mutation",
                     "typed_config": {
@@ -243,8 +270,58 @@ const CONFIGS: &[BenchConfig] = &[
                 local_ratelimit_filter(),
             ]
         },
+        extras: Some(native_chain_extras),
     },
 ];
+
+/// `native-chain`'s settings outside the filter chain: the HTTP connection manager's JSON access
+/// log (audit-log's default fields, by Envoy's own format operators) written to
+/// `<work>/native-chain-access.log`, and outlier detection on the upstream cluster (the job of
+/// circuit-breaker: consecutive 5xx eject the host).
+fn native_chain_extras(bootstrap: &mut Value, work: &Path) {
+    let path = work.join("native-chain-access.log");
+    // Envoy appends: each run starts the file afresh.
+    let _ = std::fs::remove_file(&path);
+    let fields = json!({
+        "time": "%START_TIME%",
+        "request_id": "%REQ(X-REQUEST-ID)%",
+        "correlation_id": "%REQ(X-CORRELATION-ID)%",
+        "trace_id": "%REQ(TRACEPARENT)%",
+        "method": "%REQ(:METHOD)%",
+        "authority": "%REQ(:AUTHORITY)%",
+        "path": "%REQ(:PATH)%",
+        "status": "%RESPONSE_CODE%",
+        "duration_ms": "%DURATION%",
+        "bytes_in": "%BYTES_RECEIVED%",
+        "bytes_out": "%BYTES_SENT%",
+        "client_ip": "%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%",
+        "user_agent": "%REQ(USER-AGENT)%",
+        "identity": "%DYNAMIC_METADATA(envoy.filters.http.jwt_authn:payload:sub)%",
+        "upstream": "%UPSTREAM_HOST%",
+        "cluster": "%UPSTREAM_CLUSTER%",
+        "response_flags": "%RESPONSE_FLAGS%"
+    });
+    let access_log = json!([{
+        "name": "envoy.access_loggers.file",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
+            "path": path.display().to_string(),
+            "log_format": {"json_format": fields}
+        }
+    }]);
+    let hcm = bootstrap
+        .pointer_mut("/static_resources/listeners/0/filter_chains/0/filters/0/typed_config");
+    if let Some(Value::Object(hcm)) = hcm {
+        hcm.insert("access_log".into(), access_log);
+    }
+    if let Some(Value::Object(cluster)) = bootstrap.pointer_mut("/static_resources/clusters/0") {
+        cluster.insert(
+            "outlier_detection".into(),
+            json!({"consecutive_5xx": 5, "interval": "10s", "base_ejection_time": "30s",
+                   "max_ejection_percent": 100}),
+        );
+    }
+}
 
 /// Native local_ratelimit: one token bucket (1e9 tokens per second, never denies), enabled and
 /// enforced.
@@ -497,7 +574,11 @@ fn start_config(
     loop {
         let listener = envoy::free_port()?;
         let admin = envoy::free_port()?;
-        let bootstrap = envoy::bootstrap(listener, admin, upstream_port, (config.filters)(modules));
+        let mut bootstrap =
+            envoy::bootstrap(listener, admin, upstream_port, (config.filters)(modules));
+        if let Some(extras) = config.extras {
+            extras(&mut bootstrap, work);
+        }
         std::fs::write(&config_path, serde_json::to_vec_pretty(&bootstrap)?)?;
         match envoy::start_envoy(
             envoy_bin,
