@@ -30,6 +30,7 @@
 use crate::headers::HeaderList;
 use crate::ports::{HeaderMapKind, HostError};
 use std::cell::RefCell;
+use std::rc::Rc;
 
 /// Whether this build keeps anything (feature `exchange`). Without it every call goes to the
 /// host as it comes, and none of this code is in the module.
@@ -55,8 +56,9 @@ struct MapCopy {
     singles: Vec<(String, Option<Vec<u8>>)>,
     /// The host refused the map whole this phase: single headers are read alone.
     refused: bool,
-    /// `loaded` came from an earlier phase of the stream ([`Carry`]): read-only.
-    carried: bool,
+    /// The map as an earlier phase of the stream left it ([`Carry`]), while this phase has not
+    /// read it: read-only, shared with the stream (not copied per phase), never written back.
+    carried: Option<Rc<HeaderList>>,
 }
 
 /// What one phase keeps.
@@ -164,9 +166,16 @@ fn find<'a>(list: &'a [(String, Vec<u8>)], name: &str) -> Option<&'a [u8]> {
     crate::headers::first(list, name)
 }
 
-/// The whole map: from the copy, read once. Outside a phase, straight from the host.
+/// The whole map: from the copy (or the carried map), read once. Outside a phase, straight
+/// from the host.
 pub fn header_list<W: Wire>(wire: &W, kind: HeaderMapKind) -> Result<HeaderList, HostError> {
-    if let Some(Some(list)) = with_frame(|frame| frame.map(kind).loaded.clone()) {
+    let known = with_frame(|frame| {
+        let copy = frame.map(kind);
+        copy.loaded
+            .clone()
+            .or_else(|| copy.carried.as_deref().cloned())
+    });
+    if let Some(Some(list)) = known {
         return Ok(list);
     }
     let list = wire.read_map(kind)?;
@@ -189,7 +198,7 @@ pub fn header<W: Wire>(
     let known = with_frame(|frame| {
         let copy = frame.map(kind);
         whole = READ_WHOLE && !copy.refused;
-        match &copy.loaded {
+        match copy.loaded.as_ref().or(copy.carried.as_deref()) {
             Some(list) => Some(find(list, name).map(<[u8]>::to_vec)),
             None => copy
                 .singles
@@ -226,11 +235,8 @@ pub fn header<W: Wire>(
 fn edit(kind: HeaderMapKind, name: &str, value: &[u8], replace: bool) -> bool {
     with_frame(|frame| {
         let copy = frame.map(kind);
-        if copy.carried {
-            // A write after the request went on: to the host, and the host's map is read again.
-            copy.loaded = None;
-            copy.carried = false;
-        }
+        // A write after the request went on goes to the host, and the host's map is read again.
+        copy.carried = None;
         let Some(list) = copy.loaded.as_mut() else {
             drop_where(&mut copy.singles, |(n, _)| n.eq_ignore_ascii_case(name));
             return false;
@@ -269,6 +275,9 @@ pub fn remove<W: Wire>(wire: &W, kind: HeaderMapKind, name: &str) -> Result<(), 
             if let Some(list) = copy.loaded.as_mut() {
                 drop_where(list, |(n, _)| n.eq_ignore_ascii_case(name));
             }
+            if let Some(list) = copy.carried.as_mut() {
+                drop_where(Rc::make_mut(list), |(n, _)| n.eq_ignore_ascii_case(name));
+            }
         });
     }
     answer
@@ -292,7 +301,7 @@ pub fn write_now<W: Wire>(wire: &W) {
 fn write_back<W: Wire>(wire: &W, frame: &mut Frame) {
     for kind in [HeaderMapKind::Request, HeaderMapKind::Response] {
         let copy = std::mem::take(frame.map(kind));
-        let Some(list) = copy.loaded.filter(|_| !copy.carried) else {
+        let Some(list) = copy.loaded else {
             continue;
         };
         if copy.changed.len() >= PAIRS_FROM && wire.write_map(kind, &list).is_ok() {
@@ -329,7 +338,7 @@ fn write_back<W: Wire>(wire: &W, frame: &mut Frame) {
 /// phase reads the host's map again after it.
 #[derive(Debug, Default)]
 pub struct Carry {
-    request: Option<HeaderList>,
+    request: Option<Rc<HeaderList>>,
     properties: Vec<(Vec<u8>, Option<Vec<u8>>)>,
 }
 
@@ -345,7 +354,7 @@ fn stable(path: &[u8]) -> bool {
 pub fn keep(carry: &mut Carry) {
     with_frame(|frame| {
         if let Some(list) = &frame.request.loaded {
-            carry.request = Some(list.clone());
+            carry.request = Some(Rc::new(list.clone()));
         }
         for (path, value) in &frame.properties {
             if stable(path) && !carry.properties.iter().any(|(p, _)| p == path) {
@@ -359,9 +368,8 @@ pub fn keep(carry: &mut Carry) {
 /// it itself.
 pub fn seed(carry: &Carry) {
     with_frame(|frame| {
-        if let (None, Some(list)) = (&frame.request.loaded, &carry.request) {
-            frame.request.loaded = Some(list.clone());
-            frame.request.carried = true;
+        if frame.request.loaded.is_none() {
+            frame.request.carried = carry.request.clone();
         }
         for (path, value) in &carry.properties {
             if !frame.properties.iter().any(|(p, _)| p == path) {
@@ -660,6 +668,10 @@ mod tests {
             .unwrap();
             assert_eq!(reads.get(), 1);
             assert_eq!(calls(&wire), ["read", "replace x-marker"]);
+            // A removal goes to the host at once and out of the kept map.
+            remove(&wire, REQ, "x-marker").unwrap();
+            assert_eq!(header(&wire, REQ, "x-marker").unwrap(), None);
+            assert_eq!(carry.request.as_ref().map(|l| l.len()), Some(4));
             // The kept map is read-only: a write goes to the host, the map is read again.
             assert!(!set(REQ, "x-late", b"l"));
             wire.replace(REQ, "x-late", b"l").unwrap();
@@ -667,7 +679,13 @@ mod tests {
         }
         assert_eq!(
             calls(&wire),
-            ["read", "replace x-marker", "replace x-late", "read"]
+            [
+                "read",
+                "replace x-marker",
+                "remove x-marker",
+                "replace x-late",
+                "read"
+            ]
         );
     }
 
